@@ -1,0 +1,94 @@
+"""A stage's mailbox: the one channel through which a stage receives messages.
+
+Bounded by construction:
+
+* **events** are sent only against demand, so a subscription never has more events
+  in flight than its ``max_demand``;
+* **asks** are coalesced: a subscription has at most one ask message queued, and
+  later asks add to it;
+* subscribe/cancel messages are at most one of each per subscription;
+* **external** messages (``send``, ``async_info``, ``call``, demand-mode changes,
+  ``stop``) count against ``external_limit``: ``*_nowait`` senders get
+  :class:`anyio.WouldBlock` when it is reached and awaiting senders wait for room.
+
+Putting a message never blocks the sender, so two stages can never deadlock by
+waiting on each other's mailbox.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+__all__ = ["Mailbox"]
+
+
+class Mailbox:
+    """FIFO of messages with a wake-up for the single task that drains it."""
+
+    __slots__ = ("_room", "_waiter", "closed", "external", "external_limit", "queue")
+
+    def __init__(self, external_limit: int = 1024) -> None:
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self._waiter: anyio.Event | None = None
+        self._room: anyio.Event | None = None
+        self.closed = False
+        self.external = 0
+        self.external_limit = external_limit
+
+    def put(self, msg: tuple[Any, ...]) -> None:
+        """Append ``msg`` and wake the owner. Messages to a closed mailbox are dropped."""
+        if self.closed:
+            return
+        self.queue.append(msg)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    def put_external_nowait(self, msg: tuple[Any, ...]) -> None:
+        """Append an external message; raise :class:`anyio.WouldBlock` when full."""
+        if self.external >= self.external_limit:
+            raise anyio.WouldBlock
+        self.external += 1
+        self.put(msg)
+
+    async def put_external(self, msg: tuple[Any, ...]) -> None:
+        """Append an external message, waiting while the mailbox is full."""
+        while self.external >= self.external_limit and not self.closed:
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
+        self.external += 1
+        self.put(msg)
+
+    def external_done(self) -> None:
+        """Record that one external message was taken out of the queue."""
+        self.external -= 1
+        room = self._room
+        if room is not None:
+            self._room = None
+            room.set()
+
+    async def wait(self) -> None:
+        """Return when the queue is not empty (always a checkpoint)."""
+        if self.queue:
+            await anyio.lowlevel.checkpoint()
+            return
+        waiter = anyio.Event()
+        self._waiter = waiter
+        await waiter.wait()
+
+    def close(self) -> list[tuple[Any, ...]]:
+        """Close the mailbox and return what was still queued."""
+        self.closed = True
+        left = list(self.queue)
+        self.queue.clear()
+        room = self._room
+        if room is not None:
+            self._room = None
+            room.set()
+        return left

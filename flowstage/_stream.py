@@ -1,0 +1,252 @@
+"""Consume running producers as an async iterator (GenStage's ``stream``)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+import anyio
+
+from ._demand import DemandAccount
+from ._errors import StageExited, is_normal_reason
+from ._mailbox import Mailbox
+from ._scope import collapse_exception_group
+from ._stage import Stage
+from ._subscription import CANCEL_DOWN, EVENTS, SUBSCRIBE, Subscription, validate_subscription
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+
+T = TypeVar("T")
+
+__all__ = ["EventStream", "stream"]
+
+
+def stream(
+    subscriptions: Sequence[Stage | tuple[Stage, Mapping[str, Any]]],
+    *,
+    demand: Literal["forward", "accumulate"] = "forward",
+    producers: Iterable[Stage] | None = None,
+) -> EventStream[Any]:
+    """Consume one or more producers as an async iterator, inside a scope::
+
+        async with flowstage.stream([producer]) as events:
+            async for event in events:
+                ...
+
+    ``subscriptions`` lists producers, or ``(producer, options)`` pairs with the
+    usual ``max_demand`` (default 1000), ``min_demand`` and ``cancel`` (default
+    ``"permanent"``). Options are checked here, so bad ones raise at once.
+
+    Stages that are not running yet are started inside the stream's own scope and
+    stopped when the block exits. On entry the stream subscribes, asks for
+    ``max_demand``, then sets the demand mode of ``producers`` (default: the
+    subscribed producers) to ``demand``.
+
+    The iteration ends when every subscription has ended normally (a ``permanent``
+    subscription ending normally ends the whole stream). A producer that stops with
+    an abnormal reason raises :class:`StageExited` (or its exception) unless its
+    subscription is ``temporary``. Leaving the block early (``break``, an
+    exception, cancellation) cancels every subscription and stops the stages the
+    stream owns; no task is left behind.
+    """
+    if isinstance(subscriptions, (str, bytes, Mapping)) or not isinstance(subscriptions, Sequence):
+        raise TypeError(f"stream expects a list of producers, got: {subscriptions!r}")
+    return EventStream(subscriptions, demand, producers)
+
+
+class EventStream(Generic[T]):
+    """The scope returned by :func:`stream`; ``async with`` it to get the iterator."""
+
+    def __init__(
+        self,
+        subscriptions: Sequence[Stage | tuple[Stage, Mapping[str, Any]]],
+        demand: Literal["forward", "accumulate"],
+        producers: Iterable[Stage] | None,
+    ) -> None:
+        if demand not in ("forward", "accumulate"):
+            raise ValueError(f"demand must be 'forward' or 'accumulate', got: {demand!r}")
+        self._entries: list[tuple[Stage, Any]] = []
+        for entry in subscriptions:
+            if isinstance(entry, tuple):
+                producer, opts = entry
+                opts = dict(opts)
+            else:
+                producer, opts = entry, {}
+            if not isinstance(producer, Stage) or not producer._produces:
+                raise TypeError(f"stream expects producers, got: {producer!r}")
+            try:
+                options = validate_subscription(
+                    opts.pop("max_demand", None),
+                    opts.pop("min_demand", None),
+                    opts.pop("cancel", "permanent"),
+                    opts,
+                )
+                assert producer._dispatcher is not None
+                producer._dispatcher.validate_subscribe(options.extra)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"invalid options for {producer.name} producer ({exc})") from None
+            self._entries.append((producer, options))
+        self._demand = demand
+        self._producers = list(producers) if producers is not None else None
+        self._tg: TaskGroup | None = None
+        self._iterator: _StreamIterator[T] | None = None
+
+    async def __aenter__(self) -> _StreamIterator[T]:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        try:
+            to_start: list[Stage] = []
+            for producer, _ in self._entries:
+                if not producer._started and producer not in to_start:
+                    to_start.append(producer)
+            for stage in self._producers or ():
+                if not stage._started and stage not in to_start:
+                    to_start.append(stage)
+            for stage in to_start:
+                stage._claim()
+                tg.start_soon(stage._run, name=f"flowstage:{stage.name}")
+            iterator: _StreamIterator[T] = _StreamIterator(self)
+            for producer, options in self._entries:
+                iterator._subscribe(producer, options)
+            for stage in (
+                self._producers if self._producers is not None else [p for p, _ in self._entries]
+            ):
+                if stage.kind == "producer" and not stage._terminated:
+                    stage.set_demand(self._demand)
+            self._iterator = iterator
+            return iterator
+        except BaseException:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if self._iterator is not None:
+            self._iterator._close()
+        tg = self._tg
+        assert tg is not None
+        tg.cancel_scope.cancel()
+        try:
+            return await tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            raise collapse_exception_group(group) from None
+
+
+class _StreamIterator(Generic[T]):
+    """Yields events one by one; :meth:`batches` yields them a chunk at a time."""
+
+    def __init__(self, owner: EventStream[T]) -> None:
+        self._owner = owner
+        self._mailbox = Mailbox()
+        self._subs: dict[Subscription[Any], None] = {}
+        self._chunks: deque[tuple[Subscription[Any], list[T], int]] = deque()
+        self._chunk: list[T] = []
+        self._index = 0
+        self._ask_sub: Subscription[Any] | None = None
+        self._ask = 0
+        self._ended = False
+
+    def _subscribe(self, producer: Stage, options: Any) -> None:
+        sub: Subscription[Any] = Subscription(
+            producer, self._owner, self._mailbox, "stream", options
+        )
+        if producer._terminated or sub.producer_mailbox.closed:
+            if options.cancel != "temporary":
+                raise StageExited(producer.name, "noproc")
+            return
+        self._subs[sub] = None
+        sub.account = DemandAccount(options.max_demand, options.min_demand)
+        sub.producer_mailbox.put((SUBSCRIBE, sub))
+        sub.ask(options.max_demand)
+
+    def _close(self) -> None:
+        if self._ended and not self._subs:
+            self._mailbox.close()
+            return
+        self._ended = True
+        for sub in list(self._subs):
+            sub.cancel("normal")
+        self._subs.clear()
+        self._mailbox.close()
+
+    def __aiter__(self) -> _StreamIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        index = self._index
+        chunk = self._chunk
+        if index < len(chunk):
+            self._index = index + 1
+            return chunk[index]
+        if not await self._next_chunk():
+            raise StopAsyncIteration
+        self._index = 1
+        return self._chunk[0]
+
+    async def batches(self) -> AsyncIterator[list[T]]:
+        """Yield the events a chunk (at most ``max_demand - min_demand``) at a time."""
+        if self._index < len(self._chunk):
+            rest = self._chunk[self._index :]
+            self._index = len(self._chunk)
+            yield rest
+        while await self._next_chunk():
+            self._index = len(self._chunk)
+            yield self._chunk
+
+    async def _next_chunk(self) -> bool:
+        """Load the next non-empty chunk, sending the finished chunk's ask first."""
+        if self._ask:
+            assert self._ask_sub is not None
+            if self._ask_sub in self._subs:
+                self._ask_sub.ask(self._ask)
+            self._ask = 0
+        mailbox = self._mailbox
+        queue = mailbox.queue
+        while True:
+            if self._chunks:
+                sub, chunk, ask = self._chunks.popleft()
+                self._chunk = chunk
+                self._ask_sub = sub
+                self._ask = ask
+                return True
+            if self._ended or not self._subs:
+                self._ended = True
+                return False
+            if not queue:
+                await mailbox.wait()
+                continue
+            msg = queue.popleft()
+            code = msg[0]
+            if code == EVENTS:
+                sub = msg[1]
+                if sub in self._subs:
+                    assert sub.account is not None
+                    for piece, ask in sub.account.split(msg[2]):
+                        self._chunks.append((sub, piece, ask))
+            elif code == CANCEL_DOWN:
+                self._on_cancel(msg[1], msg[3])
+
+    def _on_cancel(self, sub: Subscription[Any], reason: object) -> None:
+        if sub not in self._subs:
+            return
+        del self._subs[sub]
+        mode = sub.options.cancel
+        if mode == "temporary":
+            return
+        if not is_normal_reason(reason):
+            self._close()
+            if isinstance(reason, BaseException):
+                raise reason
+            raise StageExited(sub.producer.name, reason)
+        if mode == "permanent":
+            self._close()
