@@ -78,8 +78,14 @@ NOREPLY: Final = _NoReply()
 #: Every stage that started and is not yet garbage: lets tests assert nothing leaked.
 LIVE_STAGES: weakref.WeakSet[Stage] = weakref.WeakSet()
 
-# A permanent buffer entry that makes a stage stop once everything before it is out.
-_FINISH: Final = object()
+
+class _Finish:
+    """A permanent buffer entry: stop with ``reason`` once everything before it is out."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: object) -> None:
+        self.reason = reason
 
 
 class Reply:
@@ -308,9 +314,13 @@ class Stage:
         await self._mailbox.put_external((CALL, request, reply))
         return await reply.wait()
 
-    def finish(self) -> None:
-        """Stop normally once every event emitted so far has been dispatched."""
-        self._mailbox.put((INFO, _FINISH))
+    def finish(self, reason: object = "normal") -> None:
+        """Stop once every event emitted so far has been dispatched.
+
+        Events still in the buffer wait for demand as usual, so a finishing stage
+        loses nothing (use :meth:`stop` to stop at once).
+        """
+        self._mailbox.put((INFO, _Finish(reason)))
 
     @property
     def demand_mode(self) -> DemandMode:
@@ -588,7 +598,11 @@ class Stage:
         if reason == "already_subscribed" or mode == "temporary":
             return
         if mode == "permanent" or not is_normal_reason(reason):
-            self.stop(reason)
+            if self._produces and is_normal_reason(reason):
+                # Ending normally: deliver what is already buffered first.
+                await self._on_info(_Finish(reason))
+            else:
+                self.stop(reason)
 
     # ------------------------------------------------------------------ producer side
 
@@ -779,8 +793,8 @@ class Stage:
                 self._dispatch_info(message)
 
     async def _deliver_info(self, message: object) -> None:
-        if message is _FINISH:
-            self.stop("normal")
+        if isinstance(message, _Finish):
+            self.stop(message.reason)
             return
         self._emit(_as_list(await self._invoke("handle_info", message)))
 

@@ -79,6 +79,7 @@ class Subscription(Generic[T]):
     __slots__ = (
         "_pending_ask",
         "account",
+        "asked",
         "consumer_mailbox",
         "consumer_name",
         "id",
@@ -107,6 +108,8 @@ class Subscription(Generic[T]):
         self.manual = False
         self.account: DemandAccount | None = None
         self._pending_ask = 0
+        #: Events asked for on this subscription so far (a consumer never receives more).
+        self.asked = 0
 
     @property
     def max_demand(self) -> int:
@@ -131,6 +134,7 @@ class Subscription(Generic[T]):
             raise ValueError(f"ask expects an integer >= 0, got: {n}")
         if n == 0:
             return
+        self.asked += n
         pending = self._pending_ask
         self._pending_ask = pending + n
         if pending == 0:

@@ -1,0 +1,269 @@
+"""The engine beyond GenStage's own cases: errors, cancellation, streams, sources,
+the concurrent consumer and statistics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+import flowstage
+from flowstage import ConcurrentConsumer, Consumer, Producer, ProducerConsumer, StageGroup
+from flowstage.testing import wait_quiescent, wait_until
+
+from .stages import Counter, Forwarder
+
+pytestmark = pytest.mark.anyio
+
+
+class Boom(Exception):
+    pass
+
+
+class FailingConsumer(Consumer[int]):
+    def handle_events(self, events: list[int], from_: Any) -> None:
+        if any(e >= 5 for e in events):
+            raise Boom("bad event")
+
+
+async def test_callback_error_surfaces_original_exception_with_stage_note() -> None:
+    with pytest.raises(Boom) as info:
+        async with StageGroup() as g:
+            p = g.start(Counter())
+            g.start(FailingConsumer(name="picky", subscribe_to=[(p, {"max_demand": 2})]))
+            await g.wait()
+    assert any("picky" in note for note in info.value.__notes__)
+
+
+async def test_async_callback_error_in_producer_consumer() -> None:
+    class Exploding(ProducerConsumer[int, int]):
+        async def handle_events(self, events: list[int], from_: Any) -> list[int]:
+            await anyio.lowlevel.checkpoint()
+            raise Boom("async")
+
+    with pytest.raises(Boom):
+        async with StageGroup() as g:
+            p = g.start(Counter())
+            x = g.start(Exploding(name="exploding", subscribe_to=[p]))
+            g.start(Forwarder(subscribe_to=[x]))
+            await g.wait()
+
+
+async def test_error_while_streaming_reaches_the_iterating_task() -> None:
+    class Failing(Producer[int]):
+        def handle_demand(self, demand: int) -> list[int]:
+            raise Boom("producer")
+
+    got: list[int] = []
+    with pytest.raises(Boom) as info:
+        async with flowstage.stream([Failing(name="failing")]) as events:
+            async for e in events:
+                got.append(e)
+    assert got == []
+    assert any("failing" in note for note in info.value.__notes__)
+
+
+async def test_finite_pipeline_runs_to_completion_and_stops() -> None:
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_iterable(range(10_000)))
+        c = g.start(Forwarder(subscribe_to=[(p, {"max_demand": 100})]))
+        await g.wait()
+    assert c.events == list(range(10_000))
+    assert not p.running
+    assert not c.running
+
+
+async def test_finite_chain_through_producer_consumer() -> None:
+    class Square(ProducerConsumer[int, int]):
+        def handle_events(self, events: list[int], from_: Any) -> list[int]:
+            return [e * e for e in events]
+
+    async with flowstage.stream([Square(subscribe_to=[flowstage.from_iterable(range(1000))])]):
+        pass  # subscribe_to does not start the producer: only running stages count
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_iterable(range(1000)))
+        sq = g.start(Square(subscribe_to=[(p, {"max_demand": 50})]))
+        async with flowstage.stream([sq]) as events:
+            assert [e async for e in events] == [e * e for e in range(1000)]
+
+
+async def test_breaking_out_of_stream_stops_owned_stages() -> None:
+    import itertools
+
+    p = flowstage.from_iterable(itertools.count())
+    async with flowstage.stream([p]) as events:
+        async for e in events:
+            if e == 3:
+                break
+    assert not p.running
+
+
+async def test_cancelling_the_host_task_stops_everything() -> None:
+    import itertools
+
+    p = flowstage.from_iterable(itertools.count())
+    seen: list[int] = []
+    with anyio.CancelScope() as scope:
+        async with flowstage.stream([p]) as events:
+            async for e in events:
+                seen.append(e)
+                if e == 100:
+                    scope.cancel()
+    assert seen[:101] == list(range(101))
+    assert not p.running
+
+
+async def test_stream_batches_and_stream_of_async_iterable() -> None:
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(25):
+            await anyio.lowlevel.checkpoint()
+            yield i
+
+    p = flowstage.from_async_iterable(numbers())
+    async with flowstage.stream([(p, {"max_demand": 10, "min_demand": 5})]) as events:
+        batches = [b async for b in events.batches()]
+    assert [e for b in batches for e in b] == list(range(25))
+    assert all(len(b) <= 5 for b in batches)
+
+
+async def test_stream_over_several_producers() -> None:
+    a = flowstage.from_iterable(range(100))
+    b = flowstage.from_iterable(range(100, 250))
+    async with flowstage.stream([(a, {"cancel": "transient"}), (b, {"cancel": "transient"})]) as s:
+        got = [e async for e in s]
+    assert sorted(got) == list(range(250))
+
+
+async def test_permanent_subscription_ending_normally_ends_the_stream() -> None:
+    import itertools
+
+    short = flowstage.from_iterable(range(3))
+    endless = flowstage.from_iterable(itertools.count(), name="endless")
+    async with flowstage.stream([short, (endless, {"max_demand": 5})]) as events:
+        got = [e async for e in events]
+    assert {0, 1, 2} <= set(got)
+    assert not endless.running
+
+
+async def test_concurrent_consumer_bounds_concurrency_by_demand() -> None:
+    running = 0
+    peak = 0
+    done: list[int] = []
+    gate = anyio.Event()
+
+    async def handler(event: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        done.append(event)
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_iterable(range(100)))
+        cc = g.start(ConcurrentConsumer(handler, subscribe_to=[(p, {"max_demand": 8})]))
+        await wait_until(lambda: cc.active == 8)
+        await wait_quiescent(g)
+        assert running == 8
+        gate.set()
+        await g.wait()
+    assert sorted(done) == list(range(100))
+    assert peak == 8
+
+
+async def test_concurrent_consumer_min_demand_waits_for_freed_slots() -> None:
+    release: dict[int, anyio.Event] = {i: anyio.Event() for i in range(10)}
+    started: list[int] = []
+
+    async def handler(event: int) -> None:
+        started.append(event)
+        await release[event].wait()
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_iterable(range(10)))
+        g.start(ConcurrentConsumer(handler, subscribe_to=[(p, {"max_demand": 3, "min_demand": 2})]))
+        await wait_until(lambda: len(started) == 3)
+        release[started[0]].set()
+        await wait_quiescent(g)
+        assert sorted(started) == [0, 1, 2]  # one freed slot < min_demand: no ask yet
+        release[started[1]].set()
+        await wait_until(lambda: len(started) == 5)
+        for e in release.values():
+            e.set()
+        await g.wait()
+    assert sorted(started) == list(range(10))
+
+
+async def test_concurrent_consumer_handler_error() -> None:
+    async def handler(event: int) -> None:
+        if event == 7:
+            raise Boom(event)
+
+    with pytest.raises(Boom) as info:
+        async with StageGroup() as g:
+            p = g.start(flowstage.from_iterable(range(20)))
+            g.start(ConcurrentConsumer(handler, name="workers", subscribe_to=[p]))
+            await g.wait()
+    assert any("workers" in note for note in info.value.__notes__)
+
+
+async def test_concurrent_consumer_rejects_sync_handler() -> None:
+    with pytest.raises(TypeError, match="async def"):
+        ConcurrentConsumer(print)  # type: ignore[arg-type]
+
+
+async def test_call_to_stopped_stage_raises() -> None:
+    p = Counter()
+    async with StageGroup() as g:
+        g.start(p)
+        p.stop()
+        await g.wait()
+    with pytest.raises(flowstage.StageExited, match="noproc"):
+        await p.call(("queue", [1]))
+
+
+async def test_statistics_of_a_running_chain() -> None:
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_iterable(range(1000), name="source"))
+        c = g.start(Forwarder(name="sink", subscribe_to=[(p, {"max_demand": 100})]))
+        await g.wait()
+    ps, cs = p.statistics(), c.statistics()
+    assert ps.events_out == 1000
+    assert cs.events_in == 1000
+    assert cs.batches_in == ps.batches_out
+    assert not ps.running
+    assert ps.busy_seconds >= 0.0
+
+
+async def test_mailbox_limit_for_external_messages() -> None:
+    p = Counter(mailbox_limit=2)
+    p.send(("queue", [1]))
+    p.send(("queue", [2]))
+    with pytest.raises(anyio.WouldBlock):
+        p.send(("queue", [3]))
+    async with StageGroup() as g:
+        g.start(p)
+        await p.sync_info("waits for room")
+        g.cancel()
+
+
+async def test_bad_options() -> None:
+    with pytest.raises(ValueError, match="on_cancel must be 'continue' or 'stop'"):
+        flowstage.from_iterable([1], on_cancel="never")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expects an iterable"):
+        flowstage.from_iterable(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must implement handle_demand"):
+
+        class NoDemand(Producer[int]):
+            pass
+
+        NoDemand()
+    with pytest.raises(TypeError, match="cannot subscribe"):
+        Counter().subscribe(Counter())
+    with pytest.raises(ValueError, match="partition"):
+        Forwarder().subscribe(Counter(dispatcher=flowstage.PartitionDispatcher(2)))
+    with pytest.raises(TypeError, match="mailbox_limit"):
+        Counter(mailbox_limit="big")  # type: ignore[arg-type]
