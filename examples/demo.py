@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import stages_demo  # noqa: E402
+import stages_demo
 
 
 def main() -> None:
