@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SOURCES := $(wildcard flowstage tests examples benchmarks)
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -17,8 +18,8 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check flowstage tests examples benchmarks
-	$(PY) -m ruff format --check flowstage tests examples benchmarks
+	$(PY) -m ruff check $(SOURCES)
+	$(PY) -m ruff format --check $(SOURCES)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy flowstage
