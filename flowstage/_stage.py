@@ -408,6 +408,19 @@ class Stage:
         self._mailbox.put((CONNECT, sub))
         return sub
 
+    def resubscribe(
+        self,
+        subscription: Subscription[Any],
+        reason: object,
+        producer: Stage,
+        **options: Any,
+    ) -> Subscription[Any]:
+        """Cancel ``subscription`` with ``reason``, then subscribe to ``producer``
+        (GenStage's ``sync_resubscribe``). Returns the new subscription."""
+        new = self.subscribe(producer, **options)
+        subscription.cancel(reason)
+        return new
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -475,7 +488,9 @@ class Stage:
         elif code == ASK:
             sub = msg[1]
             n = sub.take_pending_ask()
-            if n and sub in self._consumers:
+            if sub not in self._consumers:
+                sub.consumer_mailbox.put((CANCEL_DOWN, sub, "cancel", "unknown_subscription"))
+            elif n:
                 await self._on_ask(n, sub)
         elif code == REASK:
             if msg[1] in self._consumers:
@@ -519,7 +534,7 @@ class Stage:
             await self._on_cancel_down(sub, "down", "noproc")
             return
         # The producer hears of the subscription before any ask the callback makes.
-        sub.producer_mailbox.put((SUBSCRIBE, sub))
+        sub.connect()
         mode = await self._invoke("handle_subscribe", "producer", sub.options.extra, sub)
         if mode is None or mode == "automatic":
             sub.manual = False
@@ -535,6 +550,7 @@ class Stage:
 
     async def _on_events(self, sub: Subscription[Any], batch: list[Any]) -> None:
         if sub not in self._producers:
+            sub.producer_mailbox.put((CANCEL_UP, sub, "unknown_subscription"))
             return
         self._events_in += len(batch)
         self._batches_in += 1

@@ -13,7 +13,7 @@ from ._errors import StageExited, is_normal_reason
 from ._mailbox import Mailbox
 from ._scope import collapse_exception_group
 from ._stage import Stage
-from ._subscription import CANCEL_DOWN, EVENTS, SUBSCRIBE, Subscription, validate_subscription
+from ._subscription import CANCEL_DOWN, EVENTS, Subscription, validate_subscription
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -166,7 +166,7 @@ class _StreamIterator(Generic[T]):
             return
         self._subs[sub] = None
         sub.account = DemandAccount(options.max_demand, options.min_demand)
-        sub.producer_mailbox.put((SUBSCRIBE, sub))
+        sub.connect()
         sub.ask(options.max_demand)
 
     def _close(self) -> None:

@@ -80,6 +80,7 @@ class Subscription(Generic[T]):
         "_pending_ask",
         "account",
         "asked",
+        "connected",
         "consumer_mailbox",
         "consumer_name",
         "id",
@@ -108,6 +109,9 @@ class Subscription(Generic[T]):
         self.manual = False
         self.account: DemandAccount | None = None
         self._pending_ask = 0
+        #: True once the producer has been told of the subscription; asks made
+        #: before that are held and sent right after the subscribe message.
+        self.connected = False
         #: Events asked for on this subscription so far (a consumer never receives more).
         self.asked = 0
 
@@ -137,7 +141,7 @@ class Subscription(Generic[T]):
         self.asked += n
         pending = self._pending_ask
         self._pending_ask = pending + n
-        if pending == 0:
+        if pending == 0 and self.connected:
             self.producer_mailbox.put((ASK, self))
 
     def cancel(self, reason: object = "normal") -> None:
@@ -147,6 +151,13 @@ class Subscription(Generic[T]):
             self.consumer_mailbox.put((CANCEL_DOWN, self, "down", "noproc"))
         else:
             mailbox.put((CANCEL_UP, self, reason))
+
+    def connect(self) -> None:
+        """Send the subscribe message, then any ask made before it."""
+        self.connected = True
+        self.producer_mailbox.put((SUBSCRIBE, self))
+        if self._pending_ask:
+            self.producer_mailbox.put((ASK, self))
 
     def take_pending_ask(self) -> int:
         n = self._pending_ask

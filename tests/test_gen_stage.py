@@ -807,3 +807,56 @@ async def test_gs45_statistics_snapshot() -> None:
         with pytest.raises(AttributeError):
             ps.events_out = 0  # type: ignore[misc]
         g.cancel()
+
+
+async def test_gs31_resubscribe() -> None:
+    class Tracking(Forwarder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.subscribed: list[Any] = []
+
+        def handle_subscribe(self, kind: Any, options: Any, from_: Any) -> None:
+            self.subscribed.append(from_)
+
+    async with StageGroup() as g:
+        p1 = g.start(Counter())
+        p2 = g.start(Counter(1000))
+        c = g.start(Tracking())
+        old = c.subscribe(p1, max_demand=5, cancel="temporary")
+        await wait_until(lambda: len(c.batches) >= 1)
+        new = c.resubscribe(old, "resubscribe", p2, max_demand=5)
+        await wait_until(lambda: any(b[0] >= 1000 for b in c.batches))
+        assert new is not old
+        assert c.subscribed == [old, new]
+        assert ("cancel", "resubscribe") in c.cancels
+        assert p1.cancels[0][0] == ("cancel", "resubscribe")
+        g.cancel()
+
+
+async def test_gs39_protocol_errors_on_unknown_subscriptions() -> None:
+    async with StageGroup() as g:
+        p = g.start(Counter())
+        c = g.start(ManualForwarder())
+        sub = c.subscribe(p, cancel="temporary")
+        await wait_quiescent(g)
+        sub.cancel("gone")
+        await wait_quiescent(g)
+        assert c.cancels == [("cancel", "gone")]
+        # An ask on a subscription the producer no longer knows is answered with a cancel.
+        sub.ask(3)
+        await wait_quiescent(g)
+        assert c.cancels == [("cancel", "gone")]  # the consumer forgot it too: ignored
+        assert c.batches == []
+        assert p.statistics().events_out == 0
+        g.cancel()
+
+
+async def test_asks_made_before_the_subscription_starts_are_kept() -> None:
+    async with StageGroup() as g:
+        p = g.start(Counter())
+        c = g.start(ManualForwarder())
+        sub = c.subscribe(p)
+        sub.ask(4)  # before the consumer has even handled the subscription
+        await wait_quiescent(g)
+        assert c.batches == [[0, 1, 2, 3]]
+        g.cancel()
