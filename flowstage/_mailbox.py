@@ -13,15 +13,35 @@ Bounded by construction:
 
 Putting a message never blocks the sender, so two stages can never deadlock by
 waiting on each other's mailbox.
+
+Waking the owner is the engine's hottest path (once per batch), so on asyncio and
+trio the mailbox parks its owner with the event loop's own primitive (a future, or
+trio's ``wait_task_rescheduled``) instead of creating an ``anyio.Event`` per
+wait; on any other anyio backend it falls back to ``anyio.Event``. Cancellation
+works the same way in every case.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections import deque
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+
+
+def _current_backend() -> str:
+    trio = sys.modules.get("trio")
+    if trio is not None and trio.lowlevel.in_trio_run():
+        return "trio"
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "other"
+    return "asyncio"
+
 
 __all__ = ["Mailbox"]
 
@@ -29,11 +49,12 @@ __all__ = ["Mailbox"]
 class Mailbox:
     """FIFO of messages with a wake-up for the single task that drains it."""
 
-    __slots__ = ("_room", "_waiter", "closed", "external", "external_limit", "queue")
+    __slots__ = ("_backend", "_room", "_waiter", "closed", "external", "external_limit", "queue")
 
     def __init__(self, external_limit: int = 1024) -> None:
         self.queue: deque[tuple[Any, ...]] = deque()
-        self._waiter: anyio.Event | None = None
+        self._waiter: Any = None
+        self._backend: str | None = None
         self._room: anyio.Event | None = None
         self.closed = False
         self.external = 0
@@ -47,7 +68,14 @@ class Mailbox:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            waiter.set()
+            backend = self._backend
+            if backend == "asyncio":
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif backend == "trio":
+                sys.modules["trio"].lowlevel.reschedule(waiter)
+            else:
+                waiter.set()
 
     def put_external_nowait(self, msg: tuple[Any, ...]) -> None:
         """Append an external message; raise :class:`anyio.WouldBlock` when full."""
@@ -78,9 +106,26 @@ class Mailbox:
         if self.queue:
             await anyio.lowlevel.checkpoint()
             return
-        waiter = anyio.Event()
-        self._waiter = waiter
-        await waiter.wait()
+        backend = self._backend
+        if backend is None:
+            backend = self._backend = _current_backend()
+        if backend == "asyncio":
+            future = asyncio.get_running_loop().create_future()
+            self._waiter = future
+            await future
+        elif backend == "trio":
+            lowlevel = sys.modules["trio"].lowlevel
+
+            def abort(_: object) -> Any:
+                self._waiter = None
+                return lowlevel.Abort.SUCCEEDED
+
+            self._waiter = lowlevel.current_task()
+            await lowlevel.wait_task_rescheduled(abort)
+        else:
+            event = anyio.Event()
+            self._waiter = event
+            await event.wait()
 
     def close(self) -> list[tuple[Any, ...]]:
         """Close the mailbox and return what was still queued."""
