@@ -546,7 +546,7 @@ class Stage:
             )
         if not sub.manual:
             sub.account = DemandAccount(sub.options.max_demand, sub.options.min_demand)
-            sub.ask(sub.options.max_demand)
+            sub._ask(sub.options.max_demand)
 
     async def _on_events(self, sub: Subscription[Any], batch: list[Any]) -> None:
         if sub not in self._producers:
@@ -562,7 +562,7 @@ class Stage:
             for chunk, ask in account.split(batch):
                 await self._consume(chunk, sub)
                 if ask:
-                    sub.ask(ask)
+                    sub._ask(ask)
                 if self._stopping:
                     return
         else:
@@ -599,7 +599,7 @@ class Stage:
                 if result:
                     self._emit(result if type(result) is list else _as_list(result))
                 if item[3]:
-                    sub.ask(item[3])
+                    sub._ask(item[3])
             elif code == CANCEL_DOWN:
                 await self._on_cancel_down(item[1], item[2], item[3])
             else:  # a queued info

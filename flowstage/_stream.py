@@ -167,7 +167,7 @@ class _StreamIterator(Generic[T]):
         self._subs[sub] = None
         sub.account = DemandAccount(options.max_demand, options.min_demand)
         sub.connect()
-        sub.ask(options.max_demand)
+        sub._ask(options.max_demand)
 
     def _close(self) -> None:
         if self._ended and not self._subs:
@@ -208,7 +208,7 @@ class _StreamIterator(Generic[T]):
         if self._ask:
             assert self._ask_sub is not None
             if self._ask_sub in self._subs:
-                self._ask_sub.ask(self._ask)
+                self._ask_sub._ask(self._ask)
             self._ask = 0
         mailbox = self._mailbox
         queue = mailbox.queue

@@ -138,6 +138,10 @@ class Subscription(Generic[T]):
             raise ValueError(f"ask expects an integer >= 0, got: {n}")
         if n == 0:
             return
+        self._ask(n)
+
+    def _ask(self, n: int) -> None:
+        """``ask`` without argument checks, for the engine's own asks (``n >= 1``)."""
         self.asked += n
         pending = self._pending_ask
         self._pending_ask = pending + n
