@@ -802,7 +802,7 @@ async def test_gs45_statistics_snapshot() -> None:
         assert ps.consumers == 1
         assert cs.kind == "consumer"
         assert cs.producers == 1
-        assert cs.events_in == ps.events_out > 0
+        assert 0 < cs.events_in <= ps.events_out  # a batch may be in flight
         assert cs.demand_outstanding <= 10
         with pytest.raises(AttributeError):
             ps.events_out = 0  # type: ignore[misc]

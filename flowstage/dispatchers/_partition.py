@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Iterable
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._hash import stable_hash
+from .._hash import KeyHash
 from ._base import Dispatcher, SubscriptionRejected
 
 if TYPE_CHECKING:
@@ -133,10 +133,10 @@ class PartitionDispatcher(Dispatcher[T]):
 
     __slots__ = (
         "_by_sub",
-        "_default_hash",
         "_hash",
         "_info_seq",
         "_infos",
+        "_key_hash",
         "_names",
         "_parts",
         "_pending",
@@ -197,8 +197,18 @@ class PartitionDispatcher(Dispatcher[T]):
                     )
         self._names = names
         self._parts: dict[Hashable, _Partition] = {name: _Partition(name) for name in names}
+        if hash is None:
+            hash = KeyHash(len(names))
+        if isinstance(hash, KeyHash):
+            if hash.n != len(names) or set(names) != set(range(len(names))):
+                raise ValueError(
+                    f"a KeyHash over {hash.n} partitions needs partitions 0 .. {hash.n - 1}, "
+                    f"got: {names!r}"
+                )
+            self._key_hash: KeyHash | None = hash
+        else:
+            self._key_hash = None
         self._hash = hash
-        self._default_hash = hash is None
         self._by_sub: dict[Hashable, _Partition] = {}
         self._waiting = 0
         self._pending = 0
@@ -372,13 +382,15 @@ class PartitionDispatcher(Dispatcher[T]):
         n = len(events)
         limit = n if n <= waiting else waiting
         buckets: dict[Hashable, list[Any]]
-        if self._default_hash:
-            # Names are exactly 0 .. N-1 here, and every event is accepted.
-            size = len(self._names)
-            lists: list[list[Any]] = [[] for _ in range(size)]
+        key_hash = self._key_hash
+        if key_hash is not None:
+            # Names are exactly 0 .. N-1 here, and every event is accepted: hash the
+            # whole batch in one tight loop, then bucket it.
+            taken = events if limit == n else events[:limit]
+            lists: list[list[Any]] = [[] for _ in range(key_hash.n)]
             appenders = [lst.append for lst in lists]
-            for event in events if limit == n else islice(events, limit):
-                appenders[stable_hash(event) % size](event)
+            for event, partition in zip(taken, key_hash.partitions(taken), strict=True):
+                appenders[partition](event)
             buckets = {i: lst for i, lst in enumerate(lists) if lst}
             accepted = limit
             stop = limit

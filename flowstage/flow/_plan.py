@@ -379,13 +379,11 @@ def make_hash(
     """The partition function of a ``partition`` layer with ``n`` stages."""
     if user_hash is not None:
         return user_hash
-    from .._hash import partition_of
+    from .._hash import KeyHash
 
-    kf = key_function(key)
-    if kf is None:
-        return lambda e: (e, partition_of(e, n))
-    kfn = kf
-    return lambda e: (e, partition_of(kfn(e), n))
+    # A KeyHash is callable per event like any hash, and partition dispatchers
+    # recognise it and hash whole batches at once.
+    return KeyHash(n, key_function(key))
 
 
 def make_join_hash(
