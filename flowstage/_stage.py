@@ -26,7 +26,7 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import anyio
@@ -162,6 +162,7 @@ class Stage:
             raise ValueError(f"mailbox_limit must be an integer >= 1, got: {mailbox_limit}")
         self._mailbox = Mailbox(mailbox_limit)
         self._started = False
+        self._booted = False
         self._running = False
         self._terminated = False
         self._stop_reason: object = None
@@ -426,6 +427,10 @@ class Stage:
 
     # ------------------------------------------------------------------ the loop
 
+    def _wake(self) -> None:
+        """Wake the stage so that a ``_run(until=...)`` slice notices its condition."""
+        self._mailbox.put((STOP,))
+
     def _claim(self) -> None:
         """Mark the stage as started by a scope (called before its task is spawned)."""
         if self._started:
@@ -433,23 +438,35 @@ class Stage:
         self._started = True
         self._running = True
 
-    async def _run(self) -> None:
-        """The stage's task. Returns on a normal stop; raises on failure."""
+    async def _run(self, until: Callable[[], bool] | None = None) -> None:
+        """The stage's task. Returns on a normal stop; raises on failure.
+
+        With ``until``, the loop also returns (without stopping the stage) as soon
+        as ``until()`` is true at a message boundary; calling ``_run`` again resumes
+        it. This lets a driver run stages in slices inside its own task group (see
+        :meth:`_wake`), so that no task exists between slices.
+        """
         if not self._started:
             self._claim()
         LIVE_STAGES.add(self)
+        self._running = True
         mailbox = self._mailbox
         queue = mailbox.queue
         try:
-            for entry in self._initial_subscriptions:
-                if isinstance(entry, tuple):
-                    producer, opts = entry
-                    self.subscribe(producer, **opts)
-                else:
-                    self.subscribe(entry)
+            if not self._booted:
+                self._booted = True
+                for entry in self._initial_subscriptions:
+                    if isinstance(entry, tuple):
+                        producer, opts = entry
+                        self.subscribe(producer, **opts)
+                    else:
+                        self.subscribe(entry)
             handled = 0
             clock = time.perf_counter
             while not self._stopping:
+                if until is not None and until():
+                    self._running = False
+                    return
                 if not queue or handled >= 64:
                     handled = 0
                     await mailbox.wait()
