@@ -25,6 +25,7 @@ from .dispatchers import (
     PartitionDispatcher,
     SubscriptionRejected,
 )
+from .flow import Flow, Window
 
 logging.getLogger("flowstage").addHandler(logging.NullHandler())
 
@@ -39,6 +40,7 @@ __all__ = [
     "DemandDispatcher",
     "Dispatcher",
     "EventStream",
+    "Flow",
     "IterableProducer",
     "PartitionDispatcher",
     "Producer",
@@ -50,6 +52,7 @@ __all__ = [
     "StageStatistics",
     "Subscription",
     "SubscriptionRejected",
+    "Window",
     "from_async_iterable",
     "from_iterable",
     "is_normal_reason",

@@ -60,10 +60,10 @@ class ConcurrentConsumer(Consumer[T]):
         """Handlers running now."""
         return self._active
 
-    async def _run(self) -> None:
+    async def _run(self, until: Callable[[], bool] | None = None) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            await super()._run()
+            await super()._run(until)
 
     def handle_subscribe(
         self, kind: Literal["producer", "consumer"], options: Any, from_: Any

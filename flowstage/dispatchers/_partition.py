@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._hash import KeyHash
 from ._base import Dispatcher, SubscriptionRejected
@@ -198,7 +198,7 @@ class PartitionDispatcher(Dispatcher[T]):
         self._names = names
         self._parts: dict[Hashable, _Partition] = {name: _Partition(name) for name in names}
         if hash is None:
-            hash = KeyHash(len(names))
+            hash = cast("Callable[[T], tuple[T, Hashable] | None]", KeyHash(len(names)))
         if isinstance(hash, KeyHash):
             if hash.n != len(names) or set(names) != set(range(len(names))):
                 raise ValueError(
