@@ -294,6 +294,10 @@ class Stage:
         the mailbox's external limit is reached)."""
         self._mailbox.put_external_nowait((MESSAGE, message))
 
+    async def send_wait(self, message: Any) -> None:
+        """As :meth:`send`, but waits for room in the mailbox instead of raising."""
+        await self._mailbox.put_external((MESSAGE, message))
+
     def async_info(self, message: Any) -> None:
         """Deliver ``message`` to ``handle_info`` only after every event buffered
         before it has been dispatched (GenStage's ``async_info``)."""
@@ -481,6 +485,10 @@ class Stage:
         except BaseException as exc:
             self._running = False
             self._terminated = True
+            # Neighbours in other scopes must hear of it, as of any exit: a failure
+            # travels as its exception, a cancellation by the owning scope as
+            # "shutdown".
+            self._notify_neighbours(exc if isinstance(exc, Exception) else "shutdown")
             self._close()
             if isinstance(exc, Exception) and not getattr(exc, "_flowstage_noted", False):
                 exc.add_note(f"raised in flowstage stage {self.name!r}")
@@ -863,14 +871,17 @@ class Stage:
     async def _terminate(self, reason: object) -> None:
         self._running = False
         self._terminated = True
+        self._notify_neighbours(reason)
+        self._close()
+        await self._invoke("terminate", reason)
+
+    def _notify_neighbours(self, reason: object) -> None:
         for sub in list(self._consumers):
             sub.consumer_mailbox.put((CANCEL_DOWN, sub, "down", reason))
         self._consumers.clear()
         for sub in list(self._producers):
             sub.producer_mailbox.put((CANCEL_UP, sub, reason))
         self._producers.clear()
-        self._close()
-        await self._invoke("terminate", reason)
 
     def _close(self) -> None:
         for msg in self._mailbox.close():

@@ -680,15 +680,18 @@ class Flow(Generic[T]):
     async def to_list(self) -> list[T]:
         """Run the flow and collect its output (in no particular order across
         stages)."""
+        out: list[T] = []
         async with self.stream() as events:
-            return [e async for e in events]
+            async for batch in events.batches():  # type: ignore[attr-defined]
+                out.extend(batch)
+        return out
 
     async def run(self) -> None:
         """Run the flow for its side effects; the final layer emits nothing."""
         from . import _executor  # type: ignore[attr-defined, unused-ignore]
 
         async with _executor.open_stream(compile_flow(self, sink="run")) as events:
-            async for _ in events:
+            async for _ in events.batches():  # type: ignore[attr-defined]
                 pass
 
     def start(self) -> AbstractAsyncContextManager[Any]:
