@@ -267,3 +267,40 @@ async def test_bad_options() -> None:
         Forwarder().subscribe(Counter(dispatcher=flowstage.PartitionDispatcher(2)))
     with pytest.raises(TypeError, match="mailbox_limit"):
         Counter(mailbox_limit="big")  # type: ignore[arg-type]
+
+
+async def test_a_failure_reaches_consumers_in_another_scope() -> None:
+    class Failing(Producer[int]):
+        def handle_demand(self, demand: int) -> list[int]:
+            raise Boom("upstream")
+
+    producer = Failing(demand="accumulate")
+    consumer = Forwarder()
+    with pytest.raises(Boom):
+        async with StageGroup() as outer:
+            outer.start(consumer)
+            consumer.subscribe(producer, cancel="transient")
+            try:
+                async with StageGroup() as inner:
+                    inner.start(producer)
+                    await wait_quiescent(outer, inner)
+                    producer.set_demand("forward")
+                    await inner.wait()
+            except Boom:
+                pass  # the producer's own scope fails...
+            await outer.wait()  # ...and the consumer in the other scope stops with it
+    assert consumer.cancels
+    assert isinstance(consumer.cancels[0][1], Boom)
+
+
+async def test_send_wait_waits_for_room() -> None:
+    got: list[Any] = []
+    p = Counter(mailbox_limit=1)
+    p.handle_info = got.append  # type: ignore[method-assign]
+    p.send("first")
+    async with StageGroup() as g:
+        g.start(p)
+        await p.send_wait("second")  # the mailbox is full until "first" is taken
+        await wait_quiescent(g)
+        assert got == ["first", "second"]
+        g.cancel()
