@@ -662,20 +662,18 @@ class Flow(Generic[T]):
             _executor.open_stream(compile_flow(self)),
         )
 
-    async def __aiter__(self) -> AsyncIterator[T]:
-        """Iterate over the flow's output.
+    def __aiter__(self) -> AsyncIterator[T]:
+        """Iterate over the flow's output: ``async for e in flow``.
 
-        Caveat: this is an async generator around :meth:`stream`. Breaking out of
-        the loop leaves the flow running until the generator is closed (garbage
-        collection, or ``contextlib.aclosing(aiter(flow))``), and on some backends
-        that close happens in another task. Prefer ``async with flow.stream()``
-        when the loop may stop early.
+        The flow runs only while the loop asks for events, in slices inside each
+        ``__anext__``; no task exists between two events handed out, so leaving
+        the loop at any point (``break``, ``return``, an exception) leaves nothing
+        running. Use ``async with flow.stream()`` when the flow should keep
+        running while the loop body awaits other things.
         """
-        # TODO(executor): if open_stream can offer a task-free iterator, return it
-        # here instead of this generator.
-        async with self.stream() as events:
-            async for e in events:
-                yield e
+        from ._exec_sliced import iterate
+
+        return cast("AsyncIterator[T]", iterate(compile_flow(self)))
 
     async def to_list(self) -> list[T]:
         """Run the flow and collect its output (in no particular order across

@@ -63,6 +63,53 @@ async def test_async_for_with_aclosing_and_break() -> None:
     assert seen == 10
 
 
+async def test_breaking_out_of_async_for_leaves_nothing_running() -> None:
+    """No aclosing: the loop is simply left, and no stage or task is left behind
+    (the leak check of tests/conftest.py fails the test otherwise)."""
+    seen: list[int] = []
+    async for e in Flow.from_iterable(itertools.count(), stages=2).map(lambda x: x * 2):
+        seen.append(e)
+        if len(seen) == 2500:
+            break
+    assert len(seen) == 2500
+    assert all(e % 2 == 0 for e in seen)
+
+    async def body() -> None:
+        async for e in Flow.from_iterable(itertools.count()).partition(stages=2).map(str):
+            if e == "1000":
+                raise KeyError(e)
+
+    with pytest.raises(KeyError):
+        await body()
+
+
+async def test_async_for_surfaces_a_failing_callback() -> None:
+    def bad(x: int) -> int:
+        if x == 300:
+            raise ZeroDivisionError("boom")
+        return x
+
+    got: list[int] = []
+    with pytest.raises(ZeroDivisionError) as info:
+        async for e in Flow.from_iterable(range(1000), stages=2).map(bad):
+            got.append(e)
+    assert any("map" in note for note in info.value.__notes__)
+
+
+async def test_async_for_with_a_reduce_and_timeouts_between_events() -> None:
+    def add(acc: dict[str, int], w: str) -> dict[str, int]:
+        acc[w] = acc.get(w, 0) + 1
+        return acc
+
+    flow = Flow.from_iterable(["a b", "b c"] * 50).flat_map(str.split).partition().reduce(dict, add)
+    out = []
+    async for pair in flow:
+        with anyio.move_on_after(1):  # scopes inside the loop body are fine
+            await anyio.lowlevel.checkpoint()
+        out.append(pair)
+    assert sorted(out) == [("a", 50), ("b", 100), ("c", 50)]
+
+
 async def test_no_operations_streams_the_sources() -> None:
     assert sorted(await Flow.from_iterables([range(3), range(10, 13)]).to_list()) == [
         0,
