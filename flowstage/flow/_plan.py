@@ -406,13 +406,17 @@ class _Compiler:
     def __init__(self) -> None:
         self.layers: list[LayerPlan] = []
 
-    def ends(self, flow: Flow[Any], want_partition: bool) -> list[Source | int]:
+    def ends(self, flow: Flow[Any], want_partition: bool, last: bool = False) -> list[Source | int]:
         """Compile ``flow`` and return its ends: what a downstream consumer
         subscribes to. ``want_partition``: the downstream uses a partition
-        dispatcher, which running stages cannot be given after the fact."""
+        dispatcher, which running stages cannot be given after the fact. ``last``:
+        ``flow`` is the whole flow, so a trailing ``partition`` keeps its layer (its
+        stages are what ``into_stages`` consumers see, one per partition)."""
         p = flow._producers
         ops = flow._layer_ops()
         computes = ops.has_computation or isinstance(p, JoinInput | DepartitionInput)
+        if last and isinstance(p, FlowsInput) and p.kind == "partition":
+            computes = True
         if not computes:
             if flow._window != Window():
                 raise ValueError(
@@ -502,7 +506,7 @@ def compile_flow(
         ValueError: a non-default window on a layer without computation.
     """
     c = _Compiler()
-    ends = c.ends(flow, False)
+    ends = c.ends(flow, False, last=True)
     if sink == "run":
         for e in ends:
             if isinstance(e, int):

@@ -6,6 +6,7 @@ from flowstage.flow import (
     AsyncIterableSource,
     Flow,
     IterableSource,
+    LayerInput,
     StagesSource,
     ThroughStagesSource,
     Window,
@@ -186,3 +187,11 @@ def test_flow_is_immutable_and_reusable() -> None:
 
 async def _agen():  # type: ignore[no-untyped-def]
     yield 1
+
+
+def test_a_trailing_partition_keeps_its_layer() -> None:
+    plan = compile_flow(Flow.from_iterable(range(10)).partition(stages=2, key=lambda x: x % 2))
+    assert len(plan.layers) == 1
+    (inp,) = plan.layers[0].inputs
+    assert inp.dispatch.kind == "partition"
+    assert plan.output == (LayerInput(0),)
