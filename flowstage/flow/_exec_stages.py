@@ -274,7 +274,21 @@ def make_dispatcher(
 # -- sources -----------------------------------------------------------------------------
 
 
-class FlowIterableProducer(IterableProducer[Any]):
+class _ReportsSubscriptions:
+    """Tells the flow's runtime of every consumer that subscribes (sources start
+    accumulating and are released once every subscription is made)."""
+
+    _runtime: Runtime
+
+    def handle_subscribe(
+        self, kind: Literal["producer", "consumer"], options: Mapping[str, Any], from_: Any
+    ) -> Literal["automatic"]:
+        if kind == "consumer":
+            self._runtime.subscribed()
+        return "automatic"
+
+
+class FlowIterableProducer(_ReportsSubscriptions, IterableProducer[Any]):
     """A flow source: starts in accumulate mode, reports its subscriptions."""
 
     def __init__(
@@ -285,13 +299,6 @@ class FlowIterableProducer(IterableProducer[Any]):
         )
         self._runtime = runtime
 
-    def handle_subscribe(
-        self, kind: Literal["producer", "consumer"], options: Mapping[str, Any], from_: Any
-    ) -> Literal["automatic"]:
-        if kind == "consumer":
-            self._runtime.subscribed()
-        return "automatic"
-
     def handle_demand(self, demand: int) -> list[Any] | None:
         try:
             return super().handle_demand(demand)
@@ -300,7 +307,7 @@ class FlowIterableProducer(IterableProducer[Any]):
             raise
 
 
-class FlowAsyncIterableProducer(AsyncIterableProducer[Any]):
+class FlowAsyncIterableProducer(_ReportsSubscriptions, AsyncIterableProducer[Any]):
     """As :class:`FlowIterableProducer`, over an async iterable."""
 
     def __init__(
@@ -314,13 +321,6 @@ class FlowAsyncIterableProducer(AsyncIterableProducer[Any]):
             iterable, on_cancel="stop", name=name, dispatcher=dispatcher, demand="accumulate"
         )
         self._runtime = runtime
-
-    def handle_subscribe(
-        self, kind: Literal["producer", "consumer"], options: Mapping[str, Any], from_: Any
-    ) -> Literal["automatic"]:
-        if kind == "consumer":
-            self._runtime.subscribed()
-        return "automatic"
 
     async def handle_demand(self, demand: int) -> list[Any] | None:
         try:

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import anyio
 
 from .._errors import StageExited
+from .._scope import _leaves
 from .._stage import Stage
 from .._stream import EventStream, stream
 from ._exec_stages import (
@@ -114,15 +115,6 @@ def start_flow(plan: Plan) -> RunningFlow:
 
 
 # -- errors ----------------------------------------------------------------------------
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for inner in exc.exceptions:
-            out.extend(_leaves(inner))
-        return out
-    return [exc]
 
 
 def collapse_flow_exception(
