@@ -11,6 +11,7 @@ import logging
 
 from ._concurrent import ConcurrentConsumer
 from ._errors import StageExited, is_normal_reason
+from ._hash import KeyHash, partition_of, stable_hash
 from ._kinds import Consumer, Producer, ProducerConsumer
 from ._scope import StageGroup
 from ._sources import AsyncIterableProducer, IterableProducer, from_async_iterable, from_iterable
@@ -42,6 +43,7 @@ __all__ = [
     "EventStream",
     "Flow",
     "IterableProducer",
+    "KeyHash",
     "PartitionDispatcher",
     "Producer",
     "ProducerConsumer",
@@ -56,5 +58,7 @@ __all__ = [
     "from_async_iterable",
     "from_iterable",
     "is_normal_reason",
+    "partition_of",
+    "stable_hash",
     "stream",
 ]
