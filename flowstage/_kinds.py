@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from ._stage import Stage
+from ._stage import MaybeAwaitable, Stage
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -100,7 +100,9 @@ class ProducerConsumer(Stage, Generic[In, Out]):
             mailbox_limit=mailbox_limit,
         )
 
-    def handle_events(self, events: list[In], from_: Subscription[In]) -> Iterable[Out] | None:
+    def handle_events(
+        self, events: list[In], from_: Subscription[In]
+    ) -> MaybeAwaitable[Iterable[Out] | None]:
         raise NotImplementedError(f"{type(self).__name__} must implement handle_events")
 
 
@@ -125,5 +127,5 @@ class Consumer(Stage, Generic[T]):
     ) -> None:
         super().__init__(name=name, subscribe_to=subscribe_to, mailbox_limit=mailbox_limit)
 
-    def handle_events(self, events: list[T], from_: Subscription[T]) -> None:
+    def handle_events(self, events: list[T], from_: Subscription[T]) -> MaybeAwaitable[None]:
         raise NotImplementedError(f"{type(self).__name__} must implement handle_events")

@@ -26,8 +26,8 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar
 
 import anyio
 
@@ -62,6 +62,11 @@ T = TypeVar("T")
 __all__ = ["NOREPLY", "Reply", "Stage"]
 
 StageKind = Literal["producer", "producer_consumer", "consumer"]
+R = TypeVar("R")
+#: Callbacks may be plain methods or ``async def``: overrides may return either.
+MaybeAwaitable: TypeAlias = R | Awaitable[R]
+#: What an event-emitting callback returns: events to emit, or None.
+Events: TypeAlias = Iterable[Any] | None
 DemandMode = Literal["forward", "accumulate"]
 
 
@@ -235,17 +240,17 @@ class Stage:
 
     def handle_subscribe(
         self, kind: Literal["producer", "consumer"], options: Mapping[str, Any], from_: Any
-    ) -> Literal["automatic", "manual"] | None:
+    ) -> MaybeAwaitable[Literal["automatic", "manual"] | None]:
         """A subscription starts. ``kind`` is ``"producer"`` on the consumer side
         (return ``"manual"`` to control demand with ``from_.ask(n)``) and
         ``"consumer"`` on the producer side (which must stay automatic)."""
         return "automatic"
 
-    def handle_cancel(self, reason: tuple[str, object], from_: Any) -> Iterable[Any] | None:
+    def handle_cancel(self, reason: tuple[str, object], from_: Any) -> MaybeAwaitable[Events]:
         """A subscription ended: ``reason`` is ``("cancel", r)`` or ``("down", r)``."""
         return None
 
-    def handle_info(self, message: Any) -> Iterable[Any] | None:
+    def handle_info(self, message: Any) -> MaybeAwaitable[Events]:
         """A message sent with ``send`` or ``async_info``."""
         logger.warning("stage %s received an unhandled message: %r", self.name, message)
         return None
