@@ -34,6 +34,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -63,7 +64,7 @@ class Checksum(flowstage.Consumer[bytes]):
         self.count = 0
         self.crc = 0
 
-    async def handle_events(self, events: list[bytes], from_: object) -> None:  # type: ignore[override]
+    async def handle_events(self, events: list[bytes], from_: Any) -> None:
         for i, item in enumerate(events):
             self.crc = zlib.crc32(item, self.crc)
             if i % YIELD_EVERY == YIELD_EVERY - 1:
