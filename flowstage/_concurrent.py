@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
@@ -32,8 +33,10 @@ class ConcurrentConsumer(Consumer[T]):
 
         ConcurrentConsumer(fetch, subscribe_to=[(urls, {"max_demand": 100})])
 
-    A handler that raises stops the consumer (and its scope) with that exception.
-    When the consumer stops, handlers still running are awaited first.
+    Handlers run on long-lived worker tasks (at most the demand in flight, started
+    as needed and reused), not on one new task per event. A handler that raises
+    stops the consumer (and its scope) with that exception. When the consumer stops,
+    the events it already received are still handled, and it waits for them.
     """
 
     def __init__(
@@ -53,6 +56,12 @@ class ConcurrentConsumer(Consumer[T]):
         self._tg: TaskGroup | None = None
         self._freed: dict[Subscription[Any], int] = {}
         self._active = 0
+        # Events received and not yet started: at most the demand asked for.
+        self._queue: deque[tuple[T, Subscription[T]]] = deque()
+        self._idle: deque[anyio.Event] = deque()
+        self._workers = 0
+        self._limit = 0
+        self._closing = False
         super().__init__(name=name, subscribe_to=subscribe_to)
 
     @property
@@ -61,35 +70,81 @@ class ConcurrentConsumer(Consumer[T]):
         return self._active
 
     async def _run(self, until: Callable[[], bool] | None = None) -> None:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            await super()._run(until)
+        self._closing = False
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                try:
+                    await super()._run(until)
+                finally:
+                    # Workers finish what is queued, then leave.
+                    self._closing = True
+                    self._wake_idle(len(self._idle))
+        finally:
+            self._tg = None
+            self._workers = 0
 
     def handle_subscribe(
         self, kind: Literal["producer", "consumer"], options: Any, from_: Any
     ) -> Literal["manual"]:
         self._freed[from_] = 0
+        self._limit += from_.max_demand
         from_.ask(from_.max_demand)
         return "manual"
 
     def handle_cancel(self, reason: tuple[str, object], from_: Any) -> None:
-        self._freed.pop(from_, None)
+        if self._freed.pop(from_, None) is not None:
+            self._limit -= from_.max_demand
 
     def handle_events(self, events: list[T], from_: Subscription[T]) -> None:
         tg = self._tg
         assert tg is not None
+        queue = self._queue
         for event in events:
-            self._active += 1
-            tg.start_soon(self._child, event, from_)
+            queue.append((event, from_))
+        # Wake idle workers first; start new ones only up to the demand in flight.
+        missing = len(events) - self._wake_idle(len(events))
+        while missing > 0 and self._workers < max(self._limit, 1):
+            self._workers += 1
+            missing -= 1
+            tg.start_soon(self._worker, name=f"flowstage:{self.name}:worker")
 
-    async def _child(self, event: T, sub: Subscription[T]) -> None:
+    def _wake_idle(self, n: int) -> int:
+        woken = 0
+        idle = self._idle
+        while idle and woken < n:
+            idle.popleft().set()
+            woken += 1
+        return woken
+
+    async def _worker(self) -> None:
+        """A long-lived worker: runs queued events one after the other, then waits."""
+        queue = self._queue
+        handler = self._handler
         try:
-            await self._handler(event)
-        except Exception as exc:
-            exc.add_note(f"raised by the handler of flowstage stage {self.name!r} for {event!r}")
-            raise
+            while True:
+                while queue:
+                    event, sub = queue.popleft()
+                    self._active += 1
+                    try:
+                        await handler(event)
+                    except Exception as exc:
+                        exc.add_note(
+                            f"raised by the handler of flowstage stage {self.name!r} for {event!r}"
+                        )
+                        raise
+                    finally:
+                        self._active -= 1
+                    self._done(sub)
+                if self._closing:
+                    return
+                wake = anyio.Event()
+                self._idle.append(wake)
+                await wake.wait()
         finally:
-            self._active -= 1
+            self._workers -= 1
+
+    def _done(self, sub: Subscription[T]) -> None:
         freed = self._freed.get(sub)
         if freed is None:
             return
