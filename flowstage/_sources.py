@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import anyio
+
 from ._kinds import Producer
+from ._subscription import INTERNAL_INFO as _INTERNAL_INFO
 
 if TYPE_CHECKING:
     from ._subscription import Subscription
@@ -75,10 +78,24 @@ class IterableProducer(Producer[T]):
             self.stop("normal")
 
 
-class AsyncIterableProducer(Producer[T]):
-    """Emits the items of an async iterable, pulling at most the demand per call.
+class _Pulled:
+    """The message a puller sends its producer when items are ready."""
 
-    Stops normally once the iterable is exhausted and its last events are out.
+    __slots__ = ()
+
+
+_PULLED = _Pulled()
+
+
+class AsyncIterableProducer(Producer[T]):
+    """Emits the items of an async iterable as they arrive, never more than demanded.
+
+    A background task owned by the stage pulls items while there is unmet demand,
+    and the stage emits whatever has arrived each time it runs: an item never waits
+    for the rest of a batch, so a slow or live source (a socket, a queue, a sensor)
+    streams with low latency, and a fast one is still emitted in batches. Stops
+    normally once the iterable is exhausted and its last events are out; a source
+    that raises fails the stage with that exception.
     """
 
     def __init__(
@@ -98,6 +115,11 @@ class AsyncIterableProducer(Producer[T]):
         self._iterator: AsyncIterator[T] = aiter(iterable)
         self._exhausted = False
         self._on_cancel = on_cancel
+        self._want = 0  # demand not yet met by pulled items
+        self._ready: list[T] = []  # pulled, not yet emitted (at most the demand)
+        self._notified = False  # a _PULLED message is on its way
+        self._more: anyio.Event | None = None  # wakes the puller when demand grows
+        self._pausing = False
         super().__init__(
             name=name,
             buffer_size=buffer_size,
@@ -106,27 +128,85 @@ class AsyncIterableProducer(Producer[T]):
             demand=demand,
         )
 
-    async def handle_demand(self, demand: int) -> list[T] | None:
-        if self._exhausted:
-            return None
-        items: list[T] = []
+    async def _run(self, until: Callable[[], bool] | None = None) -> None:
+        self._pausing = False
+        async with anyio.create_task_group() as tg:
+            if not self._exhausted:
+                tg.start_soon(self._pull, name=f"flowstage:{self.name}:pull")
+            try:
+                await super()._run(until)
+            finally:
+                if self._terminated:
+                    tg.cancel_scope.cancel()  # stopping: abandon a pending pull
+                else:
+                    # Paused between slices: the puller finishes the item it is
+                    # waiting for (if any), then leaves.
+                    self._pausing = True
+                    self._wake_puller()
+        if self._terminated:
+            # The puller is gone: close the iterable (an async generator runs its
+            # cleanup now rather than whenever it is garbage collected).
+            aclose = getattr(self._iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _wake_puller(self) -> None:
+        more = self._more
+        if more is not None:
+            self._more = None
+            more.set()
+
+    async def _pull(self) -> None:
         iterator = self._iterator
-        try:
-            for _ in range(demand):
-                items.append(await anext(iterator))
-        except StopAsyncIteration:
-            self._exhausted = True
+        while not self._pausing:
+            want = self._want
+            if want <= 0:
+                self._more = more = anyio.Event()
+                await more.wait()
+                continue
+            pulled = 0
+            try:
+                while pulled < want:
+                    item = await anext(iterator)
+                    pulled += 1
+                    self._ready.append(item)  # re-read: handle_info swaps the list
+                    if not self._notified:
+                        self._notified = True
+                        self._mailbox.put((_INTERNAL_INFO, _PULLED))
+            except StopAsyncIteration:
+                self._want -= pulled
+                self._exhausted = True
+                self._notify()
+                return
+            except Exception as exc:
+                exc.add_note(self._pull_failure_note())
+                raise
+            self._want -= pulled
+
+    def _pull_failure_note(self) -> str:
+        return f"raised while iterating the async iterable of flowstage stage {self.name!r}"
+
+    def _notify(self) -> None:
+        if not self._notified:
+            self._notified = True
+            self._mailbox.put((_INTERNAL_INFO, _PULLED))
+
+    def handle_demand(self, demand: int) -> None:
+        self._want += demand
+        self._wake_puller()
+
+    def handle_info(self, message: Any) -> list[T] | None:
+        if message is not _PULLED:
+            return super().handle_info(message)  # type: ignore[return-value]
+        self._notified = False
+        ready, self._ready = self._ready, []
+        if self._exhausted:
             self.finish()
-        return items
+        return ready
 
     def handle_cancel(self, reason: tuple[str, object], from_: Subscription[Any]) -> None:
         if self._on_cancel == "stop" and not self._consumers:
             self.stop("normal")
-
-    async def terminate(self, reason: object) -> None:
-        aclose = getattr(self._iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def from_iterable(iterable: Iterable[T], **options: Any) -> IterableProducer[T]:

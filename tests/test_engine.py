@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import flowstage
@@ -304,3 +305,58 @@ async def test_send_wait_waits_for_room() -> None:
         await wait_quiescent(g)
         assert got == ["first", "second"]
         g.cancel()
+
+
+async def test_async_source_emits_items_as_they_arrive() -> None:
+    """A live source is not held back until a whole demand's worth has arrived."""
+    release = anyio.Event()
+
+    async def live() -> AsyncIterator[int]:
+        yield 0
+        yield 1
+        await release.wait()
+        yield 2
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_async_iterable(live()))
+        c = g.start(Forwarder(subscribe_to=[(p, {"max_demand": 10})]))
+        await wait_until(lambda: c.events == [0, 1])
+        assert p.running
+        release.set()
+        await g.wait()
+    assert c.events == [0, 1, 2]
+
+
+async def test_async_source_failure_surfaces_with_a_note() -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        raise Boom("source")
+
+    with pytest.raises(Boom) as info:
+        async with flowstage.stream([flowstage.from_async_iterable(broken(), name="src")]) as s:
+            async for _ in s:
+                pass
+    assert any("src" in note for note in info.value.__notes__)
+
+
+async def test_async_source_stopped_while_waiting_closes_the_iterable() -> None:
+    closed: list[bool] = []
+
+    async def endless() -> AsyncIterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+                await anyio.lowlevel.checkpoint()
+        finally:
+            closed.append(True)
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_async_iterable(endless(), on_cancel="stop"))
+        async with flowstage.stream([(p, {"max_demand": 4, "cancel": "transient"})]) as s:
+            async for e in s:
+                if e == 20:
+                    break
+        await g.wait()  # the cancel stopped the producer normally...
+    assert closed == [True]  # ...and its async generator was closed

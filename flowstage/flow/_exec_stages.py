@@ -322,12 +322,8 @@ class FlowAsyncIterableProducer(_ReportsSubscriptions, AsyncIterableProducer[Any
         )
         self._runtime = runtime
 
-    async def handle_demand(self, demand: int) -> list[Any] | None:
-        try:
-            return await super().handle_demand(demand)
-        except Exception as exc:
-            add_flow_note(exc, f"in {self.name} (iterating the source async iterable)")
-            raise
+    def _pull_failure_note(self) -> str:
+        return f"in {self.name} (iterating the source async iterable)"
 
 
 # -- the map-reducer stages -----------------------------------------------------------
