@@ -45,6 +45,7 @@ class ConcurrentConsumer(Consumer[T]):
         *,
         name: str | None = None,
         subscribe_to: Iterable[Any] = (),
+        mailbox_limit: int = 1024,
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be an async callable, got: {handler!r}")
@@ -62,7 +63,7 @@ class ConcurrentConsumer(Consumer[T]):
         self._workers = 0
         self._limit = 0
         self._closing = False
-        super().__init__(name=name, subscribe_to=subscribe_to)
+        super().__init__(name=name, subscribe_to=subscribe_to, mailbox_limit=mailbox_limit)
 
     @property
     def active(self) -> int:

@@ -49,6 +49,7 @@ class IterableProducer(Producer[T]):
         buffer_keep: Literal["first", "last"] = "last",
         dispatcher: Dispatcher[T] | None = None,
         demand: Literal["forward", "accumulate"] = "forward",
+        mailbox_limit: int = 1024,
     ) -> None:
         if not isinstance(iterable, Iterable):
             raise TypeError(f"from_iterable expects an iterable, got: {iterable!r}")
@@ -62,6 +63,7 @@ class IterableProducer(Producer[T]):
             buffer_keep=buffer_keep,
             dispatcher=dispatcher,
             demand=demand,
+            mailbox_limit=mailbox_limit,
         )
 
     def handle_demand(self, demand: int) -> list[T] | None:
@@ -108,6 +110,7 @@ class AsyncIterableProducer(Producer[T]):
         buffer_keep: Literal["first", "last"] = "last",
         dispatcher: Dispatcher[T] | None = None,
         demand: Literal["forward", "accumulate"] = "forward",
+        mailbox_limit: int = 1024,
     ) -> None:
         if not isinstance(iterable, AsyncIterable):
             raise TypeError(f"from_async_iterable expects an async iterable, got: {iterable!r}")
@@ -126,6 +129,7 @@ class AsyncIterableProducer(Producer[T]):
             buffer_keep=buffer_keep,
             dispatcher=dispatcher,
             demand=demand,
+            mailbox_limit=mailbox_limit,
         )
 
     async def _run(self, until: Callable[[], bool] | None = None) -> None:

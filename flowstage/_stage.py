@@ -265,7 +265,8 @@ class Stage:
         return True
 
     def terminate(self, reason: object) -> Any:
-        """Called once when the stage stops (not when it is cancelled by its scope).
+        """Called once when the stage stops by ``stop``/``finish`` or a cancelled
+        subscription (not when a callback raises or its scope cancels it).
 
         May be ``async def``.
         """
@@ -539,7 +540,7 @@ class Stage:
         elif code == INTERNAL_INFO:
             await self._deliver_info(msg[1])
         else:
-            if code != STOP:
+            if code != STOP and not (code == INFO and isinstance(msg[1], _Finish)):
                 self._mailbox.external_done()
             if code == MESSAGE:
                 self._emit(_as_list(await self._invoke("handle_info", msg[1])))

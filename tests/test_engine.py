@@ -360,3 +360,16 @@ async def test_async_source_stopped_while_waiting_closes_the_iterable() -> None:
                     break
         await g.wait()  # the cancel stopped the producer normally...
     assert closed == [True]  # ...and its async generator was closed
+
+
+async def test_finish_does_not_count_against_the_mailbox_limit() -> None:
+    async with StageGroup() as g:
+        p = g.start(Counter(mailbox_limit=1))
+        await p.call(("queue", [1, 2, 3]))  # no consumer: the events wait in the buffer
+        p.finish()  # so the producer keeps running until they are dispatched
+        await wait_quiescent(g)
+        assert p.running
+        p.send(("queue", [4]))
+        with pytest.raises(anyio.WouldBlock):
+            p.send(("queue", [5]))
+        g.cancel()
