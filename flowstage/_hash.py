@@ -49,7 +49,6 @@ _GAMMA = 0x9E3779B97F4A7C15
 
 # Type tags, so that values of different types that are not equal rarely collide.
 _NONE = 0x6E6F6E6500000001
-_STR = 0x7374720000000002
 _BYTES = 0x6279746500000003
 _FLOAT = 0x666C6F6100000004
 _TUPLE = 0x7475706C00000005

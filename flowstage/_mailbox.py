@@ -7,9 +7,10 @@ Bounded by construction:
 * **asks** are coalesced: a subscription has at most one ask message queued, and
   later asks add to it;
 * subscribe/cancel messages are at most one of each per subscription;
-* **external** messages (``send``, ``async_info``, ``call``, demand-mode changes,
-  ``stop``) count against ``external_limit``: ``*_nowait`` senders get
-  :class:`anyio.WouldBlock` when it is reached and awaiting senders wait for room.
+* **external** messages (``send``, ``async_info``/``sync_info``, ``call``,
+  demand-mode changes) count against ``external_limit``: non-waiting senders get
+  :class:`anyio.WouldBlock` when it is reached and awaiting senders wait for room;
+* ``stop``/``finish`` requests are at most one or two per stage and do not count.
 
 Putting a message never blocks the sender, so two stages can never deadlock by
 waiting on each other's mailbox.

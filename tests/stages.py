@@ -1,4 +1,4 @@
-"""Test stages mirroring GenStage's own test fixtures (REFERENCE §3.3)."""
+"""Test stages mirroring the fixtures of GenStage's own test suite."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GenStage's acceptance cases (REFERENCE.md §3.3, GS-*), with the same batches.
+"""GenStage's acceptance cases (GS-*, from GenStage's test suite), with the same batches.
 
 Demand is driven explicitly and the tests wait for quiescence; nothing sleeps.
 """
@@ -153,7 +153,7 @@ async def test_gs08_doubler_chain(order: str) -> None:
         assert c.batches[0] == doubled(0, 19)
         assert c.batches[1] == doubled(20, 39)
         assert rng(100, 119) in d.handled
-        # Later splits depend on message timing (REFERENCE §3.1: assert containment in
+        # Later splits depend on message timing (as in GenStage's suite: assert containment in
         # order): every event arrives once, in order, never more than was asked for.
         n = len(c.events) // 2
         assert c.events == doubled(0, n - 1)

@@ -292,7 +292,7 @@ class Flow(Generic[T]):
         ``key`` is a callable, ``("elem", i)`` (``event[i]``) or ``("key", k)``
         (``event[k]``); the default key is the event. ``hash(event)`` returns
         ``(event, partition)`` or ``None`` (drop) and overrides ``key``. The
-        default hash (``flowstage._hash.partition_of``) is stable across processes.
+        default hash (``flowstage.partition_of``) is stable across processes.
         With ``stages=1`` demand dispatch is used and ``key``/``hash`` are ignored.
         """
         if hash is not None and not callable(hash):

@@ -12,7 +12,7 @@ be emitted yet waits in ``_pending`` and is drained by ``handle_demand``, which 
 engine calls when new demand finds the buffer empty. A non-empty buffer means
 downstream demand is exhausted, so the drain never stalls.
 
-Lifecycle (REFERENCE §2.9): the program starts at the stage's first callback;
+Lifecycle (as Flow.MapReducer's): the program starts at the stage's first callback;
 each upstream subscription that ends normally calls ``handle_producer_done``;
 when the last one has ended, ``handle_done`` fires the final triggers, the output
 is drained by demand and the stage calls :meth:`~flowstage.Stage.finish`. When all

@@ -7,7 +7,7 @@ Entry points (called lazily by :class:`~flowstage.flow.Flow`):
 * :func:`start_flow(plan) <start_flow>` -- ``async with`` it to get a
   :class:`RunningFlow` (``Flow.start()``, ``Flow.into_stages()``).
 
-Topology (REFERENCE §2.11). One producer per source iterable, created in
+Topology (as Elixir's Flow builds it). One producer per source iterable, created in
 ``"accumulate"`` demand mode; ``stages`` :class:`~._exec_stages.MapReducer` stages
 per layer, each subscribed (``cancel="transient"``, the layer's
 ``max_demand``/``min_demand``) to every producer of every input of its layer. A
@@ -38,14 +38,9 @@ failures that are not ``Exception`` subclasses come out as an ``ExceptionGroup``
 A stage's output is emitted by demand and never overflows its bounded buffer
 (see ``_exec_stages``).
 
-``async for e in flow`` (``Flow.__aiter__``) is an async generator around
-:func:`open_stream`, so the flow's task group lives in the generator frame. It is
-safe when the loop runs to completion, raises, or the generator is closed
-explicitly (``async with contextlib.aclosing(aiter(flow)) as it``). Breaking out
-without closing it leaves the flow running until the generator is finalized,
-which happens in another task (asyncio) or after the run (trio) and cannot exit
-the task group cleanly; use ``async with flow.stream()`` when the loop may stop
-early.
+``async for e in flow`` (``Flow.__aiter__``) does not use this module's task
+group: :mod:`._exec_sliced` runs the flow in slices inside each ``__anext__``, so
+leaving the loop at any point leaves nothing running.
 """
 
 from __future__ import annotations

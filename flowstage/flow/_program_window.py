@@ -16,7 +16,7 @@ raw events between accumulators and decide when to trigger:
   ``("count", w, "done")``, discards the accumulator and starts window ``w + 1``.
 * periodic: processing time; when ``now`` reaches the deadline the window is done
   and the next one starts with deadline ``now + duration``.
-* fixed: event time, with the watermark rules of REFERENCE §2.10 (see
+* fixed: event time, with the watermark rules of Elixir's Flow (see
   :class:`FixedWindow`).
 
 Time: machines never read a clock. ``next_deadline()`` returns when they need
@@ -241,7 +241,7 @@ class PeriodicWindow(WindowMachine):
 
 
 class FixedWindow(WindowMachine):
-    """Event-time tumbling windows with watermarks (REFERENCE §2.10).
+    """Event-time tumbling windows with watermarks (as in Elixir's Flow).
 
     Windows are indexed by ``k = by(event) // duration``; the id shown to
     ``on_trigger`` is ``k * duration`` (the start timestamp). The algorithm, per
