@@ -40,12 +40,12 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import anyio
+from _common import run_on
 
 import flowstage
 
@@ -221,12 +221,6 @@ def backend_available(backend: str) -> str | None:
     elif backend == "trio" and importlib.util.find_spec("trio") is None:
         return "trio is not installed (pip install trio)"
     return None
-
-
-def run_on(backend: str, func: Callable[..., Any], *args: Any) -> Any:
-    if backend == "asyncio+uvloop":
-        return anyio.run(func, *args, backend="asyncio", backend_options={"use_uvloop": True})
-    return anyio.run(func, *args, backend=backend)
 
 
 async def _measure(cases: Sequence[Case], n: int, repeat: int, warmup: bool) -> list[Result]:

@@ -28,8 +28,6 @@ import json
 import math
 import resource
 import statistics
-import subprocess
-import sys
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -38,6 +36,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+from _common import available_backends, run_child, run_on
 
 import flowstage
 from flowstage import Flow
@@ -155,14 +154,12 @@ async def _idle(n: int) -> int:
 
 def child(case: str, n: int, backend: str) -> dict[str, float]:
     """Run one case in this process and return its measurements."""
-    options = {"use_uvloop": True} if backend == "asyncio+uvloop" else {}
-    run_backend = "trio" if backend == "trio" else "asyncio"
     funcs = {"stages": run_stages, "flow": run_flow, "naive": run_naive, "idle": _idle}
     func = funcs[case]
-    if case == "naive" and run_backend == "asyncio":
+    if case == "naive" and backend != "trio":
         func = run_naive_asyncio_queue
     start = time.perf_counter()
-    count = anyio.run(func, n, backend=run_backend, backend_options=options)
+    count = run_on(backend, func, n)
     elapsed = time.perf_counter() - start
     expected = 0 if case == "idle" else n
     if count != expected:
@@ -172,25 +169,7 @@ def child(case: str, n: int, backend: str) -> dict[str, float]:
 
 
 def spawn(case: str, n: int, backend: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", case, str(n), backend],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
-def available_backends() -> list[str]:
-    found = ["asyncio"]
-    for module, name in (("uvloop", "asyncio+uvloop"), ("trio", "trio")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        found.append(name)
-    return found
+    return run_child(str(Path(__file__).resolve()), case, str(n), backend)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import anyio
+from _common import available_backends, run_on
 
 import flowstage
 from flowstage import Flow
@@ -115,8 +116,6 @@ def measure(n: int, c: int, repeat: int, backend: str) -> list[tuple[str, float,
     todo = cases(n, c)
     times: dict[str, list[float]] = {name: [] for name, _ in todo}
     peaks: dict[str, int] = {name: 0 for name, _ in todo}
-    backend_options = {"use_uvloop": True} if backend == "asyncio+uvloop" else {}
-    run_backend = "asyncio" if backend == "asyncio+uvloop" else backend
     for rep in range(repeat):
         order = todo[rep % len(todo) :] + todo[: rep % len(todo)]
         for name, func in order:
@@ -128,29 +127,12 @@ def measure(n: int, c: int, repeat: int, backend: str) -> list[tuple[str, float,
                 await func(probe)
 
             start = time.perf_counter()
-            anyio.run(go, backend=run_backend, backend_options=backend_options)
+            run_on(backend, go)
             times[name].append(time.perf_counter() - start)
             if probe.done != n:
                 raise AssertionError(f"{name}: handled {probe.done} of {n} items")
             peaks[name] = max(peaks[name], probe.peak)
     return [(name, statistics.median(ts), min(ts), peaks[name]) for name, ts in times.items()]
-
-
-def available_backends() -> list[str]:
-    found = ["asyncio"]
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        found.append("asyncio+uvloop")
-    try:
-        import trio  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        found.append("trio")
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

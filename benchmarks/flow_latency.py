@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
+from _common import available_backends, run_on
 
 import flowstage
 from flowstage import Flow
@@ -159,16 +160,12 @@ def measure(
         (ROWS[1], run_flow),
         (ROWS[2], run_flow_from_stages),
     ]
-    options = {"use_uvloop": True} if backend == "asyncio+uvloop" else {}
-    run_backend = "trio" if backend == "trio" else "asyncio"
     expected = int(rate * seconds)
     stats: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in cases}
     for rep in range(repeat):
         order = cases[rep % len(cases) :] + cases[: rep % len(cases)]
         for name, func in order:
-            lat = anyio.run(
-                func, rate, seconds, max_demand, backend=run_backend, backend_options=options
-            )
+            lat = run_on(backend, func, rate, seconds, max_demand)
             if len(lat) != expected:
                 raise AssertionError(f"{name}: {len(lat)} events arrived, expected {expected}")
             kept = sorted(lat[len(lat) // 10 :])
@@ -187,17 +184,6 @@ def measure(
     ]
 
 
-def available_backends() -> list[str]:
-    found = ["asyncio"]
-    for module, name in (("uvloop", "asyncio+uvloop"), ("trio", "trio")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        found.append(name)
-    return found
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rate", type=float, default=10_000.0, help="events per second")
@@ -212,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         seconds, repeat, backends = 0.1, 1, ["asyncio"]
     print(
-        f"## Latency: {rate:,.0f} events/s for {seconds:g} s through three stages, "
+        f"## Latency: {rate:,.0f} events/s for {seconds:g} s through four stages, "
         f"max_demand={args.max_demand}, median of {repeat} (first 10 % is warm-up)\n"
     )
     print("| backend | case | events | p50 ms | p99 ms | max ms |")

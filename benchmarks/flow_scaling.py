@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import anyio
+from _common import available_backends, run_child, run_on
 
 from flowstage import Flow
 
@@ -72,48 +72,19 @@ async def _idle(lines: Iterable[str], stages: int | None) -> int:
 
 
 def child(path: str, stages: int | None, backend: str) -> dict[str, float]:
-    options = {"use_uvloop": True} if backend == "asyncio+uvloop" else {}
-    run_backend = "trio" if backend == "trio" else "asyncio"
     start = time.perf_counter()
     if path == "-":
-        words = anyio.run(_idle, [], stages, backend=run_backend, backend_options=options)
+        words = run_on(backend, _idle, [], stages)
     else:
         with open(path, encoding="utf-8") as lines:  # streamed line by line
-            words = anyio.run(
-                word_count, lines, stages, backend=run_backend, backend_options=options
-            )
+            words = run_on(backend, word_count, lines, stages)
     elapsed = time.perf_counter() - start
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"seconds": elapsed, "words": words, "rss_kib": rss_kib}
 
 
 def spawn(path: str, stages: int | None, backend: str) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            path,
-            str(stages or 0),
-            backend,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
-def available_backends() -> list[str]:
-    found = ["asyncio"]
-    for module, name in (("uvloop", "asyncio+uvloop"), ("trio", "trio")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        found.append(name)
-    return found
+    return run_child(str(Path(__file__).resolve()), path, str(stages or 0), backend)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

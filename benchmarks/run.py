@@ -44,6 +44,8 @@ def load(path: Path) -> ModuleType:
     name = f"benchmarks_{path.stem}"
     if name in sys.modules:
         return sys.modules[name]
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))  # modules import their sibling _common
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load benchmark module {path}")
