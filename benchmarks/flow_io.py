@@ -9,8 +9,12 @@ With 10,000 items and 100 in flight the ideal is 100 waves of 1 ms = 0.1 s. Case
 * flow, stages=100, max_demand=2: the same with one event waiting in each stage.
 * ConcurrentConsumer, max_demand=100 (default min_demand): one coroutine per event.
 * ConcurrentConsumer, max_demand=100, min_demand=1: asks again after every handler.
+* ConcurrentConsumer, concurrency=100, max_demand=200, min_demand=100: 100 handlers
+  at most, with up to 100 more events waiting, so a freed worker never waits for an ask.
 * anyio baseline: a task group of 10,000 tasks sharing a ``CapacityLimiter(100)``.
 * anyio baseline: 100 worker tasks pulling from one shared iterator.
+* event-loop floor: the same 100 workers awaiting the backend's own sleep
+  (``asyncio.sleep`` or ``trio.sleep``) instead of ``anyio.sleep``: no library at all.
 
     python benchmarks/flow_io.py [--items N] [--concurrency C] [--repeat K]
                                  [--backend NAME] [--quick]
@@ -22,6 +26,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import anyio
 from _common import available_backends, run_on
@@ -34,8 +39,10 @@ ROWS: tuple[str, ...] = (
     "flow, stages=C, max_demand=2",
     "ConcurrentConsumer, max_demand=C",
     "ConcurrentConsumer, max_demand=C, min_demand=1",
+    "ConcurrentConsumer, concurrency=C, max_demand=2C, min_demand=C",
     "anyio task group + CapacityLimiter(C)",
     "anyio C workers over one iterator",
+    "floor: C workers, the loop's own sleep",
 )
 
 DELAY = 0.001
@@ -44,17 +51,18 @@ DELAY = 0.001
 class Probe:
     """Counts handled items and the peak number of sleeps in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, sleep: Callable[[float], Awaitable[Any]] = anyio.sleep) -> None:
         self.active = 0
         self.peak = 0
         self.done = 0
+        self.sleep = sleep
 
     async def work(self, item: int) -> int:
         self.active += 1
         if self.active > self.peak:
             self.peak = self.active
         try:
-            await anyio.sleep(DELAY)
+            await self.sleep(DELAY)
         finally:
             self.active -= 1
         self.done += 1
@@ -66,13 +74,19 @@ async def flow_map(n: int, c: int, probe: Probe, max_demand: int) -> None:
     await flow.run()
 
 
-async def concurrent_consumer(n: int, c: int, probe: Probe, min_demand: int | None) -> None:
-    opts: dict[str, int] = {"max_demand": c}
+async def concurrent_consumer(
+    n: int, c: int, probe: Probe, min_demand: int | None, concurrency: int | None = None
+) -> None:
+    opts: dict[str, int] = {"max_demand": c if concurrency is None else 2 * c}
     if min_demand is not None:
         opts["min_demand"] = min_demand
     async with flowstage.StageGroup() as group:
         producer = group.start(flowstage.from_iterable(range(n)))
-        group.start(flowstage.ConcurrentConsumer(probe.work, subscribe_to=[(producer, opts)]))
+        group.start(
+            flowstage.ConcurrentConsumer(
+                probe.work, concurrency=concurrency, subscribe_to=[(producer, opts)]
+            )
+        )
         await group.wait()
 
 
@@ -100,14 +114,27 @@ async def workers_baseline(n: int, c: int, probe: Probe) -> None:
             tg.start_soon(worker)
 
 
+def native_sleep(backend: str) -> Callable[[float], Awaitable[Any]]:
+    """The backend's own sleep, without anyio's layer."""
+    if backend == "trio":
+        import trio
+
+        return trio.sleep
+    import asyncio
+
+    return asyncio.sleep
+
+
 def cases(n: int, c: int) -> list[tuple[str, Callable[[Probe], Awaitable[None]]]]:
     return [
         (ROWS[0], lambda p: flow_map(n, c, p, 1)),
         (ROWS[1], lambda p: flow_map(n, c, p, 2)),
         (ROWS[2], lambda p: concurrent_consumer(n, c, p, None)),
         (ROWS[3], lambda p: concurrent_consumer(n, c, p, 1)),
-        (ROWS[4], lambda p: limiter_baseline(n, c, p)),
-        (ROWS[5], lambda p: workers_baseline(n, c, p)),
+        (ROWS[4], lambda p: concurrent_consumer(n, c, p, c, concurrency=c)),
+        (ROWS[5], lambda p: limiter_baseline(n, c, p)),
+        (ROWS[6], lambda p: workers_baseline(n, c, p)),
+        (ROWS[7], lambda p: workers_baseline(n, c, p)),
     ]
 
 
@@ -119,7 +146,7 @@ def measure(n: int, c: int, repeat: int, backend: str) -> list[tuple[str, float,
     for rep in range(repeat):
         order = todo[rep % len(todo) :] + todo[: rep % len(todo)]
         for name, func in order:
-            probe = Probe()
+            probe = Probe(native_sleep(backend) if name == ROWS[7] else anyio.sleep)
 
             async def go(
                 func: Callable[[Probe], Awaitable[None]] = func, probe: Probe = probe

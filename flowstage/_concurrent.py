@@ -33,10 +33,23 @@ class ConcurrentConsumer(Consumer[T]):
 
         ConcurrentConsumer(fetch, subscribe_to=[(urls, {"max_demand": 100})])
 
-    Handlers run on long-lived worker tasks (at most the demand in flight, started
-    as needed and reused), not on one new task per event. A handler that raises
-    stops the consumer (and its scope) with that exception. When the consumer stops,
-    the events it already received are still handled, and it waits for them.
+    ``concurrency`` caps the handlers running at once independently of demand.
+    Asking for more than that keeps events waiting, so a handler that finishes
+    starts the next event at once instead of waiting for the round trip of a new
+    ask (the events received and not yet started stay bounded by the demand)::
+
+        ConcurrentConsumer(fetch, concurrency=100,
+                           subscribe_to=[(urls, {"max_demand": 200, "min_demand": 100})])
+
+    Handlers run on long-lived worker tasks (at most ``concurrency``, or the demand
+    in flight, started as needed and reused), not on one new task per event. A
+    handler that raises stops the consumer (and its scope) with that exception. When
+    the consumer stops, the events it already received are still handled, and it
+    waits for them.
+
+    Raises:
+        TypeError: ``handler`` is not an ``async def`` callable.
+        ValueError: ``concurrency`` is not an integer >= 1 (or ``None``).
     """
 
     def __init__(
@@ -46,6 +59,7 @@ class ConcurrentConsumer(Consumer[T]):
         name: str | None = None,
         subscribe_to: Iterable[Any] = (),
         mailbox_limit: int = 1024,
+        concurrency: int | None = None,
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be an async callable, got: {handler!r}")
@@ -53,7 +67,15 @@ class ConcurrentConsumer(Consumer[T]):
             getattr(handler, "__call__", None)  # noqa: B004
         ):
             raise TypeError(f"handler must be an 'async def' function, got: {handler!r}")
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise ValueError(
+                f"concurrency must be an integer >= 1 or None (bounded by demand), "
+                f"got: {concurrency!r}"
+            )
         self._handler = handler
+        self._concurrency = concurrency
         self._tg: TaskGroup | None = None
         self._freed: dict[Subscription[Any], int] = {}
         self._active = 0
@@ -105,7 +127,8 @@ class ConcurrentConsumer(Consumer[T]):
             queue.append((event, from_))
         # Wake idle workers first; start new ones only up to the demand in flight.
         missing = len(events) - self._wake_idle(len(events))
-        while missing > 0 and self._workers < max(self._limit, 1):
+        cap = self._concurrency or max(self._limit, 1)
+        while missing > 0 and self._workers < cap:
             self._workers += 1
             missing -= 1
             tg.start_soon(self._worker, name=f"flowstage:{self.name}:worker")

@@ -198,6 +198,55 @@ async def test_concurrent_consumer_min_demand_waits_for_freed_slots() -> None:
     assert sorted(started) == list(range(10))
 
 
+async def test_concurrent_consumer_concurrency_caps_handlers_and_keeps_events_ready() -> None:
+    release: dict[int, anyio.Event] = {i: anyio.Event() for i in range(20)}
+    started: list[int] = []
+    running = 0
+    peak = 0
+
+    async def handler(event: int) -> None:
+        nonlocal running, peak
+        started.append(event)
+        running += 1
+        peak = max(peak, running)
+        await release[event].wait()
+        running -= 1
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_iterable(range(20)))
+        cc = g.start(
+            ConcurrentConsumer(
+                handler,
+                concurrency=3,
+                subscribe_to=[(p, {"max_demand": 8, "min_demand": 4})],
+            )
+        )
+        await wait_until(lambda: len(started) == 3)
+        await wait_quiescent(g)
+        # Eight events received (the demand), three running, five waiting.
+        assert cc.statistics().events_in == 8
+        assert cc.active == 3
+        release[started[0]].set()
+        await wait_quiescent(g)
+        # The next waiting event started without a new ask (one freed < min_demand).
+        assert len(started) == 4
+        assert cc.statistics().events_in == 8
+        for e in release.values():
+            e.set()
+        await g.wait()
+    assert sorted(started) == list(range(20))
+    assert peak == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+async def test_concurrent_consumer_rejects_bad_concurrency(bad: object) -> None:
+    async def handler(event: int) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="concurrency must be an integer >= 1"):
+        ConcurrentConsumer(handler, concurrency=bad)  # type: ignore[arg-type]
+
+
 async def test_concurrent_consumer_handler_error() -> None:
     async def handler(event: int) -> None:
         if event == 7:
