@@ -35,12 +35,14 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 __all__ = ["KeyHash", "partitions_of", "partition_of", "stable_hash"]
+
+T = TypeVar("T")
 
 _M64 = (1 << 64) - 1
 _MIN_I64 = -(1 << 63)
@@ -218,6 +220,36 @@ class KeyHash:
         """The partition of every event, in order."""
         key = self.key
         return partitions_of(events if key is None else [key(e) for e in events], self.n)
+
+    def buckets(self, events: Sequence[T]) -> list[list[T]]:
+        """The events of each partition ``0 .. n - 1``, each list in arrival order.
+
+        Equivalent to bucketing by :meth:`partitions`, but when every key is a
+        string without lone surrogates (the common case) hashing and bucketing run
+        in one loop.
+        """
+        n = self.n
+        key = self.key
+        keys: Sequence[object] = events if key is None else [key(e) for e in events]
+        lists: list[list[T]] = [[] for _ in range(n)]
+        appenders = [lst.append for lst in lists]
+        crc = zlib.crc32
+        encode = str.encode  # raises TypeError for anything but a str
+        try:
+            if key is None:
+                for event in events:
+                    appenders[crc(encode(event)) % n](event)  # type: ignore[arg-type]
+            else:
+                for event, k in zip(events, keys, strict=True):
+                    appenders[crc(encode(k)) % n](event)  # type: ignore[arg-type]
+        except (TypeError, UnicodeError):
+            # Other key types, or a lone surrogate: the general path (which also
+            # names unsupported types).
+            lists = [[] for _ in range(n)]
+            appenders = [lst.append for lst in lists]
+            for event, partition in zip(events, partitions_of(keys, n), strict=True):
+                appenders[partition](event)
+        return lists
 
     def __repr__(self) -> str:
         return f"KeyHash(n={self.n}, key={self.key!r})"

@@ -174,3 +174,48 @@ def test_partitions_of_and_key_hash_agree_with_partition_of() -> None:
     assert by_first(("w", 1)) == (("w", 1), partition_of("w", 3))
     with pytest.raises(ValueError, match="partitions must be an integer >= 1"):
         KeyHash(0)
+
+
+class _Word(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["the", "quick", "brown", "fox", "the", "héllo", "日本", ""],
+        ["a", "\ud800", "b"],  # a lone surrogate: the fused loop falls back midway
+        ["a", "b", 3, 2.0, ("x", 1), b"z", None, "c"],  # mixed types
+        [_Word("the"), "the", _Word("fox")],  # str subclasses hash like the str
+        [],
+    ],
+)
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_key_hash_buckets_agree_with_partition_of(values: list[object], n: int) -> None:
+    from flowstage._hash import KeyHash
+
+    expected: list[list[object]] = [[] for _ in range(n)]
+    for v in values:
+        expected[partition_of(v, n)].append(v)
+    assert KeyHash(n).buckets(values) == expected
+    pairs = [(v, i) for i, v in enumerate(values)]
+    by_first: list[list[object]] = [[] for _ in range(n)]
+    for p in pairs:
+        by_first[partition_of(p[0], n)].append(p)
+    assert KeyHash(n, key=lambda pair: pair[0]).buckets(pairs) == by_first
+
+
+def test_key_hash_buckets_call_the_key_once_per_event_and_name_bad_types() -> None:
+    from flowstage._hash import KeyHash
+
+    calls: list[object] = []
+
+    def key(event: object) -> object:
+        calls.append(event)
+        return event
+
+    events: list[object] = ["a", 1, "b"]  # the int makes the fused loop fall back
+    KeyHash(2, key=key).buckets(events)
+    assert calls == events
+    with pytest.raises(TypeError, match=r"key=.*hash="):
+        KeyHash(2).buckets(["a", ["unhashable"]])

@@ -384,14 +384,10 @@ class PartitionDispatcher(Dispatcher[T]):
         buckets: dict[Hashable, list[Any]]
         key_hash = self._key_hash
         if key_hash is not None:
-            # Names are exactly 0 .. N-1 here, and every event is accepted: hash the
-            # whole batch in one tight loop, then bucket it.
+            # Names are exactly 0 .. N-1 here, and every event is accepted: hash and
+            # bucket the whole batch in one tight loop.
             taken = events if limit == n else events[:limit]
-            lists: list[list[Any]] = [[] for _ in range(key_hash.n)]
-            appenders = [lst.append for lst in lists]
-            for event, partition in zip(taken, key_hash.partitions(taken), strict=True):
-                appenders[partition](event)
-            buckets = {i: lst for i, lst in enumerate(lists) if lst}
+            buckets = {i: lst for i, lst in enumerate(key_hash.buckets(taken)) if lst}
             accepted = limit
             stop = limit
         else:
