@@ -126,7 +126,7 @@ def _sync_step(op: Mapper | Uniq, slot: int) -> Step:
     if op.kind == "reject":
         return lambda xs, _s: list(itertools.filterfalse(f, xs))
     if op.kind == "flat_map":
-        return lambda xs, _s: [y for x in xs for y in f(x)]
+        return lambda xs, _s: list(itertools.chain.from_iterable(map(f, xs)))
     return lambda xs, _s: [(k, f(v)) for k, v in xs]
 
 
