@@ -105,12 +105,13 @@ def check_callable(what: str, fn: object) -> Callable[..., Any]:
 
 def arity(fn: Callable[..., Any], allowed: tuple[int, ...], what: str) -> int:
     """The number of positional arguments to pass to ``fn``: the largest of
-    ``allowed`` that ``fn`` accepts (callables whose signature cannot be read get
-    the largest)."""
+    ``allowed`` that ``fn`` accepts. Callables whose signature cannot be read (some
+    builtins, such as ``dict`` or ``sorted``) get the smallest: builtins passed as
+    callbacks are one-argument converters."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
-        return max(allowed)
+        return min(allowed)
     for n in sorted(allowed, reverse=True):
         try:
             sig.bind(*range(n))

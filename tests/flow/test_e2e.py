@@ -263,6 +263,18 @@ async def test_departition() -> None:
     assert await flow.to_list() == [("total", 4950)]
 
 
+async def test_departition_accepts_builtins_whose_signature_is_unreadable() -> None:
+    # inspect.signature(dict) fails: a builtin done is called with one argument.
+    flow = (
+        Flow.from_iterable(["a b", "b c", "c"], stages=2)
+        .flat_map(str.split)
+        .partition(stages=2)
+        .reduce(dict, count_words)
+        .departition(dict, lambda acc, counts: {**acc, **counts}, sorted)
+    )
+    assert await flow.to_list() == [["a", "b", "c"]]
+
+
 async def test_departition_per_window_with_window_id() -> None:
     flow = (
         Flow.from_iterable(range(20), stages=1, window=Window.count(5))
