@@ -219,7 +219,7 @@ class KeyHash:
     def partitions(self, events: Sequence[object]) -> list[int]:
         """The partition of every event, in order."""
         key = self.key
-        return partitions_of(events if key is None else [key(e) for e in events], self.n)
+        return partitions_of(events if key is None else list(map(key, events)), self.n)
 
     def buckets(self, events: Sequence[T]) -> list[list[T]]:
         """The events of each partition ``0 .. n - 1``, each list in arrival order.
@@ -230,7 +230,7 @@ class KeyHash:
         """
         n = self.n
         key = self.key
-        keys: Sequence[object] = events if key is None else [key(e) for e in events]
+        keys: Sequence[object] = events if key is None else list(map(key, events))
         lists: list[list[T]] = [[] for _ in range(n)]
         appenders = [lst.append for lst in lists]
         crc = zlib.crc32
