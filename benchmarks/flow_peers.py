@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import operator
 import os
 import statistics
 import sys
@@ -234,17 +235,13 @@ def mf_asyncio(n: int) -> int:
     return asyncio.run(_mf_asyncio(n))
 
 
-def _add_list(acc: list[int], x: int) -> list[int]:
-    acc[0] += x
-    return acc
-
-
 async def _mf_flow(n: int, stages: int) -> int:
     flow = (
         Flow.from_iterable(range(n), stages=stages)
         .map(_double)
         .filter(_multiple_of_3)
-        .reduce(lambda: [0], _add_list)
+        .reduce(int, operator.add)
+        .emit("state")
     )
     return sum(await flow.to_list())
 
