@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-__all__ = ["available_backends", "run_child", "run_on"]
+__all__ = ["available_backends", "peak_rss_kib", "run_child", "run_on"]
 
 
 def available_backends() -> list[str]:
@@ -28,6 +28,26 @@ def run_on(backend: str, func: Callable[..., Any], *args: Any) -> Any:
     if backend == "asyncio+uvloop":
         return anyio.run(func, *args, backend="asyncio", backend_options={"use_uvloop": True})
     return anyio.run(func, *args, backend=backend)
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size in KiB, since it started its program.
+
+    On Linux this is ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` is not
+    reset by ``exec``, so a child spawned by a large parent would report the
+    parent's size. Elsewhere, ``ru_maxrss`` (bytes on macOS, KiB otherwise).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
 
 
 def run_child(script: str, *args: str) -> dict[str, float]:

@@ -5,7 +5,7 @@ The canonical flow over lines streamed from the file (never read whole)::
     Flow.from_iterable(open(path)).flat_map(str.split).partition().reduce(dict, add)
 
 Each size runs in its own subprocess, which reports the wall time, the number of
-words counted (checked against the input) and its peak RSS (``ru_maxrss``); an idle
+words counted (checked against the input) and its peak RSS (``VmHWM`` on Linux); an idle
 subprocess that only imports flowstage and runs an empty event loop gives the
 baseline. Time should grow linearly with the size while memory stays flat (the
 vocabulary is fixed, so the per-word dicts do not grow). Corpora come from
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from _common import available_backends, run_child, run_on
+from _common import available_backends, peak_rss_kib, run_child, run_on
 
 from flowstage import Flow
 
@@ -79,7 +78,7 @@ def child(path: str, stages: int | None, backend: str) -> dict[str, float]:
         with open(path, encoding="utf-8") as lines:  # streamed line by line
             words = run_on(backend, word_count, lines, stages)
     elapsed = time.perf_counter() - start
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_kib = peak_rss_kib()
     return {"seconds": elapsed, "words": words, "rss_kib": rss_kib}
 
 

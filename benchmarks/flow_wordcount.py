@@ -7,6 +7,11 @@ Cases (each verifies the total and the per-word counts against the eager loop):
 * plain Python, same reducer: ``functools.reduce(add, words, {})``, calling the
   reducer the flow is given once per word, so the ratio to it is what the flow's
   machinery (partition hash included) costs.
+* plain Python, the flow's per-word work without stages: batches of 500 lines
+  flattened into words, bucketed by the flow's own partition hash
+  (``KeyHash(stages).buckets``) and folded with the same reducer per partition. The
+  ratio of the per-word flow to it is what the stages themselves (tasks, demand,
+  messages) cost.
 * flow, per word: the canonical flow, one event per word::
 
       Flow.from_iterable(lines).flat_map(str.split).partition().reduce(dict, add)
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import os
 import statistics
 import subprocess
@@ -38,7 +44,7 @@ from pathlib import Path
 
 import anyio
 
-from flowstage import Flow
+from flowstage import Flow, KeyHash
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,6 +52,7 @@ ROWS: tuple[str, ...] = (
     "plain Python, eager (Counter)",
     "plain Python, lazy (generators)",
     "plain Python, same reducer (functools.reduce(add))",
+    "plain Python, the flow's per-word work without stages",
     "flow, per word (flat_map → partition → reduce)",
     "flow, per batch (map_batch Counter → partition → reduce)",
     "flow, per batch, local combiner (reduce Counter → departition)",
@@ -96,6 +103,19 @@ def _add_pair(acc: dict[str, int], pair: tuple[str, int]) -> dict[str, int]:
 
 def _count_batch(lines: list[str]) -> list[tuple[str, int]]:
     return list(Counter(" ".join(lines).split()).items())
+
+
+def without_stages(lines: list[str], stages: int) -> dict[str, int]:
+    hasher = KeyHash(stages)
+    accs: list[dict[str, int]] = [{} for _ in range(stages)]
+    for start in range(0, len(lines), 500):
+        words = list(itertools.chain.from_iterable(map(str.split, lines[start : start + 500])))
+        for i, bucket in enumerate(hasher.buckets(words)):
+            accs[i] = functools.reduce(_add, bucket, accs[i])
+    counts: dict[str, int] = {}
+    for acc in accs:
+        counts.update(acc)
+    return counts
 
 
 async def flow_per_word(lines: list[str], stages: int) -> dict[str, int]:
@@ -155,9 +175,10 @@ def measure(
         (ROWS[0], lambda: eager(lines)),
         (ROWS[1], lambda: lazy(lines)),
         (ROWS[2], lambda: same_reducer(lines)),
-        (ROWS[3], lambda: anyio.run(flow_per_word, lines, stages, backend=backend)),
-        (ROWS[4], lambda: anyio.run(flow_per_batch, lines, stages, backend=backend)),
-        (ROWS[5], lambda: anyio.run(flow_combiner, lines, stages, backend=backend)),
+        (ROWS[3], lambda: without_stages(lines, stages)),
+        (ROWS[4], lambda: anyio.run(flow_per_word, lines, stages, backend=backend)),
+        (ROWS[5], lambda: anyio.run(flow_per_batch, lines, stages, backend=backend)),
+        (ROWS[6], lambda: anyio.run(flow_combiner, lines, stages, backend=backend)),
     ]
     times: dict[str, list[float]] = {name: [] for name, _ in cases}
     for rep in range(repeat):
