@@ -36,10 +36,11 @@ class ConcurrentConsumer(Consumer[T]):
     ``concurrency`` caps the handlers running at once independently of demand.
     Asking for more than that keeps events waiting, so a handler that finishes
     starts the next event at once instead of waiting for the round trip of a new
-    ask (the events received and not yet started stay bounded by the demand)::
+    ask (the events received and not yet started stay bounded by the demand). A
+    small ``min_demand`` re-asks early, before the waiting events run out::
 
         ConcurrentConsumer(fetch, concurrency=100,
-                           subscribe_to=[(urls, {"max_demand": 200, "min_demand": 100})])
+                           subscribe_to=[(urls, {"max_demand": 200, "min_demand": 25})])
 
     Handlers run on long-lived worker tasks (at most ``concurrency``, or the demand
     in flight, started as needed and reused), not on one new task per event. A
