@@ -14,8 +14,8 @@ Cases:
 * Flow: ``Flow.from_async_iterable(ticker).map(f).map(g)`` with one stage per layer
   (``partition`` between the maps), consumed by ``flow.stream()``.
 * Flow over the stages case's timer-driven producer (``Flow.from_stages``): the same
-  layers, without the async-iterable source (which pulls a whole ``max_demand``
-  before emitting, so an event can wait a tick for the next one).
+  layers, without the async-iterable source (which pulls in a background task and
+  adds one task switch per batch).
 
     python benchmarks/flow_latency.py [--rate R] [--seconds S] [--max-demand N]
                                       [--repeat K] [--backend NAME] [--quick]
