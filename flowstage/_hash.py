@@ -137,7 +137,8 @@ def stable_hash(obj: object) -> int:
 
     Supports ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``tuple`` (of
     supported values, recursively) and ``frozenset`` (order independent), including
-    subclasses of these types (for example ``IntEnum`` members hash like their value).
+    subclasses of these types, which hash like the value they hold (``IntEnum`` and
+    ``(str, Enum)`` members hash like their value, whatever their ``str()``).
     Values that compare equal hash equal.
 
     Raises:
@@ -146,17 +147,19 @@ def stable_hash(obj: object) -> int:
     hasher = _HASHERS.get(type(obj))
     if hasher is not None:
         return hasher(obj)
-    # Subclasses (IntEnum, str subclasses, named tuples, ...): hash like the base.
+    # Subclasses (IntEnum, str-mixin Enums, named tuples, ...): hash the value the
+    # base type holds, which is what equality compares (``__str__``, ``__int__``
+    # and friends may be overridden, as Enum does).
     if isinstance(obj, bool):
         return _hash_bool(obj)
     if isinstance(obj, int):
-        return _hash_int(int(obj))
+        return _hash_int(int.__index__(obj))
     if isinstance(obj, str):
-        return _hash_str(str(obj))
+        return _hash_str(str.__str__(obj))
     if isinstance(obj, float):
-        return _hash_float(float(obj))
+        return _hash_float(float.__float__(obj))
     if isinstance(obj, bytes):
-        return _hash_bytes(bytes(obj))
+        return _hash_bytes(bytes.__bytes__(obj))
     if isinstance(obj, tuple):
         return _hash_tuple(obj)
     if isinstance(obj, frozenset):
@@ -199,7 +202,7 @@ class KeyHash:
 
     Called per event it behaves like any custom ``hash=`` function and returns
     ``(event, partition_of(key(event), n))``. Dispatchers recognise it and call
-    :meth:`partitions` once per batch instead, which is several times faster.
+    :meth:`buckets` once per batch instead, which is several times faster.
     """
 
     __slots__ = ("key", "n")
@@ -219,22 +222,24 @@ class KeyHash:
     def partitions(self, events: Sequence[object]) -> list[int]:
         """The partition of every event, in order."""
         key = self.key
-        return partitions_of(events if key is None else list(map(key, events)), self.n)
+        return partitions_of(events if key is None else [key(e) for e in events], self.n)
 
     def buckets(self, events: Sequence[T]) -> list[list[T]]:
         """The events of each partition ``0 .. n - 1``, each list in arrival order.
 
-        Equivalent to bucketing by :meth:`partitions`, but when every key is a
-        string without lone surrogates (the common case) hashing and bucketing run
-        in one loop.
+        Equivalent to bucketing by :meth:`partitions` (``key`` is called once per
+        event), but when every key is a string without lone surrogates (the
+        common case) hashing and bucketing run in one loop.
         """
         n = self.n
         key = self.key
-        keys: Sequence[object] = events if key is None else list(map(key, events))
+        keys: Sequence[object] = events if key is None else [key(e) for e in events]
         lists: list[list[T]] = [[] for _ in range(n)]
         appenders = [lst.append for lst in lists]
         crc = zlib.crc32
-        encode = str.encode  # raises TypeError for anything but a str
+        # str.encode encodes the value of a str or str subclass (as stable_hash
+        # does) and raises TypeError for anything else.
+        encode = str.encode
         try:
             if key is None:
                 for event in events:

@@ -118,6 +118,33 @@ def test_equal_values_hash_equal() -> None:
     assert stable_hash(Name("x")) == stable_hash("x")
 
 
+class _Shade(str, enum.Enum):  # noqa: UP042 (not StrEnum: str() differs from the value)
+    DARK = "dark"  # str(_Shade.DARK) == "_Shade.DARK", but it equals "dark"
+
+
+class _Weird(str):
+    def __str__(self) -> str:
+        return "something else"
+
+
+class _Size(float):
+    def __float__(self) -> float:
+        return 99.0
+
+
+class _Blob(bytes):
+    def __bytes__(self) -> bytes:
+        return b"other"
+
+
+def test_subclasses_hash_like_the_value_they_hold_not_their_conversions() -> None:
+    assert _Shade.DARK == "dark"
+    assert stable_hash(_Shade.DARK) == stable_hash("dark")
+    assert stable_hash(_Weird("x")) == stable_hash("x")
+    assert stable_hash(_Size(2.5)) == stable_hash(2.5)
+    assert stable_hash(_Blob(b"ab")) == stable_hash(b"ab")
+
+
 def test_distinguishes_common_values() -> None:
     values = [stable_hash(v) for v in ("1", b"1", 1, (1,), frozenset({1}), None, "", b"", ())]
     assert len(set(values)) == len(values)
@@ -187,6 +214,8 @@ class _Word(str):
         ["a", "\ud800", "b"],  # a lone surrogate: the fused loop falls back midway
         ["a", "b", 3, 2.0, ("x", 1), b"z", None, "c"],  # mixed types
         [_Word("the"), "the", _Word("fox")],  # str subclasses hash like the str
+        [_Shade.DARK, "dark", _Weird("x"), "x"],  # ... whatever their __str__ says
+        [_Shade.DARK, 1, "dark"],  # and the same in the general path
         [],
     ],
 )
