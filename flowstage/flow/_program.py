@@ -118,15 +118,18 @@ def _sync_step(op: Mapper | Uniq, slot: int) -> Step:
             return out
 
         return uniq
+    # Comprehensions rather than map()/filter(): a callback that raises
+    # StopIteration must fail the stage, not silently end the batch (and they are
+    # no slower).
     f = op.fn
     if op.kind == "map":
-        return lambda xs, _s: list(map(f, xs))
+        return lambda xs, _s: [f(x) for x in xs]
     if op.kind == "filter":
-        return lambda xs, _s: list(filter(f, xs))
+        return lambda xs, _s: [x for x in xs if f(x)]
     if op.kind == "reject":
-        return lambda xs, _s: list(itertools.filterfalse(f, xs))
+        return lambda xs, _s: [x for x in xs if not f(x)]
     if op.kind == "flat_map":
-        return lambda xs, _s: list(itertools.chain.from_iterable(map(f, xs)))
+        return lambda xs, _s: [y for x in xs for y in f(x)]
     return lambda xs, _s: [(k, f(v)) for k, v in xs]
 
 
@@ -520,27 +523,35 @@ class StageProgram:
 
     # -- drivers ----------------------------------------------------------------------
 
+    # The drivers call the requested callbacks outside their ``try``: a callback
+    # that raises StopIteration fails the stage instead of ending the generator.
+
     def _drive(self, gen: Gen) -> list[Any]:
         if self.is_async:
             raise RuntimeError("this program has async callbacks: use the ahandle_* methods")
-        try:
-            req = next(gen)
-            while True:
-                req = gen.send(req[0](*req[1:]))
-        except StopIteration as stop:
-            out: list[Any] = stop.value
+        out: list[Any]
+        r: Any = None
+        while True:
+            try:
+                req = gen.send(r)
+            except StopIteration as stop:
+                out = stop.value
+                break
+            r = req[0](*req[1:])
         return [] if self._discard else out
 
     async def _adrive(self, gen: Gen) -> list[Any]:
-        try:
-            req = next(gen)
-            while True:
-                r = req[0](*req[1:])
-                if inspect.isawaitable(r):
-                    r = await r
+        out: list[Any]
+        r: Any = None
+        while True:
+            try:
                 req = gen.send(r)
-        except StopIteration as stop:
-            out: list[Any] = stop.value
+            except StopIteration as stop:
+                out = stop.value
+                break
+            r = req[0](*req[1:])
+            if inspect.isawaitable(r):
+                r = await r
         return [] if self._discard else out
 
     # -- generators for each entry point ----------------------------------------------------
