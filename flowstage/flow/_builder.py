@@ -523,12 +523,15 @@ class Flow(Generic[T]):
         ``initial()``) for every value a partition emits at a trigger (its
         ``on_trigger`` events, or its accumulator when it has no
         ``on_trigger``/``emit``). When every partition sent ``"done"`` for the
-        window, ``done(acc)`` (or ``done(acc, window_id)``) is emitted.
+        window, ``done(acc)`` (or ``done(acc, window_id)``) is emitted; a ``done``
+        whose signature cannot be read (a builtin such as ``dict``) gets ``acc`` only.
         """
         init = check_initial("departition", initial)
         m = check_callable("departition merge", merge)
         d = check_callable("departition done", done)
-        n = arity(d, (1, 2), "departition done")
+        # A builtin used as done (dict, set, frozenset, max) is a one-argument
+        # converter; its signature usually cannot be read.
+        n = arity(d, (1, 2), "departition done", unreadable=1)
         if not self._has_reduce():
             raise ValueError(_needs_reduce("departition"))
         return Flow(

@@ -103,15 +103,20 @@ def check_callable(what: str, fn: object) -> Callable[..., Any]:
     return cast("Callable[..., Any]", fn)
 
 
-def arity(fn: Callable[..., Any], allowed: tuple[int, ...], what: str) -> int:
+def arity(
+    fn: Callable[..., Any],
+    allowed: tuple[int, ...],
+    what: str,
+    unreadable: int | None = None,
+) -> int:
     """The number of positional arguments to pass to ``fn``: the largest of
     ``allowed`` that ``fn`` accepts. Callables whose signature cannot be read (some
-    builtins, such as ``dict`` or ``sorted``) get the smallest: builtins passed as
-    callbacks are one-argument converters."""
+    builtins and C extensions) get ``unreadable``, or the largest of ``allowed``
+    when it is ``None``."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
-        return min(allowed)
+        return max(allowed) if unreadable is None else unreadable
     for n in sorted(allowed, reverse=True):
         try:
             sig.bind(*range(n))
