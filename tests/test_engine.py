@@ -238,6 +238,84 @@ async def test_concurrent_consumer_concurrency_caps_handlers_and_keeps_events_re
     assert peak == 3
 
 
+async def test_concurrent_consumer_concurrency_is_shared_by_all_subscriptions() -> None:
+    gate = anyio.Event()
+    running = 0
+    peak = 0
+    done: list[int] = []
+
+    async def handler(event: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        done.append(event)
+
+    async with StageGroup() as g:
+        a = g.start(flowstage.from_iterable(range(30)))
+        b = g.start(flowstage.from_iterable(range(100, 130)))
+        # transient: the first producer to finish does not end the consumer
+        opts = {"max_demand": 10, "min_demand": 2, "cancel": "transient"}
+        cc = g.start(
+            ConcurrentConsumer(handler, concurrency=4, subscribe_to=[(a, opts), (b, opts)])
+        )
+        await wait_until(lambda: cc.active == 4)
+        await wait_quiescent(g)
+        assert running == 4
+        assert cc.statistics().events_in == 20  # both subscriptions' demand, waiting
+        gate.set()
+        await wait_until(lambda: len(done) == 60)
+        # Leaving the block stops the consumer, which has no producer left.
+    assert sorted(done) == [*range(30), *range(100, 130)]
+    assert peak == 4
+
+
+async def test_concurrent_consumer_stopping_still_handles_waiting_events() -> None:
+    gate = anyio.Event()
+    done: list[int] = []
+
+    async def handler(event: int) -> None:
+        await gate.wait()
+        done.append(event)
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_iterable(range(100)))
+        cc = g.start(
+            ConcurrentConsumer(
+                handler, concurrency=2, subscribe_to=[(p, {"max_demand": 6, "min_demand": 3})]
+            )
+        )
+        await wait_until(lambda: cc.active == 2)
+        await wait_quiescent(g)
+        cc.stop()
+        await wait_quiescent(g)
+        assert done == []
+        gate.set()
+        await wait_until(lambda: len(done) == 6)
+        p.stop()  # a producer outlives its consumers
+        await g.wait()
+    # The six events received (two running, four waiting) were all handled.
+    assert sorted(done) == list(range(6))
+
+
+async def test_concurrent_consumer_handler_error_with_events_waiting() -> None:
+    async def handler(event: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        if event == 3:
+            raise Boom(event)
+
+    with pytest.raises(Boom):
+        async with StageGroup() as g:
+            p = g.start(flowstage.from_iterable(range(100)))
+            g.start(
+                ConcurrentConsumer(
+                    handler, concurrency=2, subscribe_to=[(p, {"max_demand": 20, "min_demand": 5})]
+                )
+            )
+            await g.wait()
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 async def test_concurrent_consumer_rejects_bad_concurrency(bad: object) -> None:
     async def handler(event: int) -> None:

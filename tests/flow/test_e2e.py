@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -264,15 +265,69 @@ async def test_departition() -> None:
 
 
 async def test_departition_accepts_builtins_whose_signature_is_unreadable() -> None:
-    # inspect.signature(dict) fails: a builtin done is called with one argument.
+    # inspect.signature(frozenset) fails: a builtin done is called with acc only.
     flow = (
         Flow.from_iterable(["a b", "b c", "c"], stages=2)
         .flat_map(str.split)
         .partition(stages=2)
         .reduce(dict, count_words)
-        .departition(dict, lambda acc, counts: {**acc, **counts}, sorted)
+        .departition(dict, lambda acc, counts: {**acc, **counts}, frozenset)
     )
-    assert await flow.to_list() == [["a", "b", "c"]]
+    assert await flow.to_list() == [frozenset({"a", "b", "c"})]
+
+
+def _stops_at_3(x: int) -> Any:
+    if x == 3:
+        raise StopIteration
+    return x
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda f: f.map(_stops_at_3),
+        lambda f: f.filter(_stops_at_3),
+        lambda f: f.reject(_stops_at_3),
+        lambda f: f.flat_map(lambda x: [_stops_at_3(x)]),
+        lambda f: f.map(_stops_at_3).reduce(list, lambda acc, x: [*acc, x]),
+        lambda f: f.reduce(list, lambda acc, x: [*acc, _stops_at_3(x)]),
+        lambda f: f.partition(stages=2, key=_stops_at_3),
+    ],
+    ids=["map", "filter", "reject", "flat_map", "map+reduce", "reduce", "key"],
+)
+async def test_a_callback_raising_stop_iteration_fails_the_flow(build: Any) -> None:
+    # map()/filter() or a generator driver would take StopIteration for the end of
+    # the batch and silently drop the rest of it.
+    flow = build(Flow.from_iterable(range(6), stages=1))
+    with pytest.raises((StopIteration, RuntimeError)):
+        await flow.to_list()
+
+
+async def test_a_callback_raising_stop_iteration_in_a_window_fails_the_flow() -> None:
+    flow = (
+        Flow.from_iterable(range(6), stages=1, window=Window.count(2))
+        .map(_stops_at_3)
+        .reduce(list, lambda acc, x: [*acc, x])
+    )
+    with pytest.raises((StopIteration, RuntimeError)):
+        await flow.to_list()
+
+
+class Shade(str, enum.Enum):  # noqa: UP042 (not StrEnum: str() differs from the value)
+    DARK = "dark"
+
+
+async def test_partitioned_flow_routes_equal_keys_to_one_partition_in_any_batch() -> None:
+    # Batches of only strings take the fused loop, mixed batches the general path:
+    # an equal key must land in the same partition either way.
+    events: list[object] = [Shade.DARK] * 50 + [Shade.DARK, 1, "dark"] * 50
+    flow = (
+        Flow.from_iterable(events, stages=1, max_demand=10)
+        .partition(stages=4)
+        .reduce(dict, lambda acc, e: {**acc, e: acc.get(e, 0) + 1})
+    )
+    result = await flow.to_list()
+    assert sorted((str(type(k).__name__), v) for k, v in result) == [("Shade", 150), ("int", 50)]
 
 
 async def test_departition_per_window_with_window_id() -> None:
