@@ -11,7 +11,7 @@ baseline. Time should grow linearly with the size while memory stays flat (the
 vocabulary is fixed, so the per-word dicts do not grow). Corpora come from
 ``benchmarks/corpus.py`` and are kept in ``benchmarks/data/`` (git-ignored).
 
-    python benchmarks/flow_scaling.py [--sizes MB ...] [--stages N] [--repeat K]
+    python benchmarks/flow_scaling.py [--sizes MiB ...] [--stages N] [--repeat K]
                                       [--backend NAME] [--quick]
 """
 
@@ -33,7 +33,7 @@ from flowstage import Flow
 HERE = Path(__file__).resolve().parent
 QUICK_SIZES: tuple[float, ...] = (0.1, 0.2)
 
-ROWS: tuple[str, ...] = ("idle interpreter", *(f"word count, {mb:g} MB" for mb in QUICK_SIZES))
+ROWS: tuple[str, ...] = ("idle interpreter", *(f"word count, {mb:g} MiB" for mb in QUICK_SIZES))
 
 
 def corpus(megabytes: float) -> Path:
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"streamed from the file, one subprocess per size, median of {repeat}\n"
     )
     print(
-        "| backend | case | words | median s | s per MB | words/s | peak RSS MiB | RSS - idle MiB |"
+        "| backend | case | words | median s | s per MiB | words/s | peak RSS MiB | RSS - idle MiB |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for backend in backends:
@@ -123,11 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs = [spawn(str(path), args.stages, backend) for _ in range(repeat)]
             for run in runs:
                 if run["words"] != words[mb]:
-                    raise AssertionError(f"{mb} MB: counted {run['words']} != {words[mb]} words")
+                    raise AssertionError(f"{mb} MiB: counted {run['words']} != {words[mb]} words")
             secs = statistics.median(r["seconds"] for r in runs)
             rss = statistics.median(r["rss_kib"] for r in runs)
             print(
-                f"| {backend} | word count, {mb:g} MB | {words[mb]:,} | {secs:.2f} | "
+                f"| {backend} | word count, {mb:g} MiB | {words[mb]:,} | {secs:.2f} | "
                 f"{secs / mb:.3f} | {words[mb] / secs / 1e6:.2f} M | {rss / 1024:.1f} | "
                 f"{(rss - idle) / 1024:.1f} |"
             )
