@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"streamed from the file, one subprocess per size, median of {repeat}\n"
     )
     print(
-        "| backend | case | words | median s | s per MiB | words/s | peak RSS MiB | RSS - idle MiB |"
+        "| backend | case | words | median s | s per MiB | words/s "
+        "| peak RSS MiB | RSS - idle MiB |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for backend in backends:
