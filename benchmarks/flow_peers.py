@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import operator
 import os
 import statistics
 import sys
@@ -41,8 +40,6 @@ from types import ModuleType
 from typing import Any
 
 import anyio
-
-from flowstage import Flow
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,26 +94,16 @@ def _installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+# The plain-Python baselines, the flowstage flows and the callbacks every library
+# is given are those of the word-count and map/filter/sum benchmarks.
+_WC = _sibling("flow_wordcount")
+_MF = _sibling("flow_map_filter")
+
 # --------------------------------------------------------------------------- word count
 
-
-def _add(acc: dict[str, int], word: str) -> dict[str, int]:
-    acc[word] = acc.get(word, 0) + 1
-    return acc
-
-
-def wc_eager(lines: list[str]) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for line in lines:
-        counts.update(line.split())
-    return dict(counts)
-
-
-def wc_lazy(lines: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for w in (w for line in lines for w in line.split()):
-        counts[w] = counts.get(w, 0) + 1
-    return counts
+_add = _WC._add
+wc_eager = _WC.eager
+wc_lazy = _WC.lazy
 
 
 async def _aiter_lines(lines: list[str]) -> AsyncIterator[str]:
@@ -133,11 +120,6 @@ async def _wc_asyncio(lines: list[str]) -> dict[str, int]:
 
 def wc_asyncio(lines: list[str]) -> dict[str, int]:
     return asyncio.run(_wc_asyncio(lines))
-
-
-async def _wc_flow_per_word(lines: list[str], stages: int) -> dict[str, int]:
-    flow = Flow.from_iterable(lines).flat_map(str.split).partition(stages=stages).reduce(dict, _add)
-    return dict(await flow.to_list())
 
 
 def wc_aiostream(lines: list[str]) -> dict[str, int]:
@@ -201,20 +183,13 @@ def wc_reactivex(lines: list[str]) -> dict[str, int]:
 # --------------------------------------------------------------------- map/filter/sum
 
 
-def _double(x: int) -> int:
-    return x * 2
-
-
-def _multiple_of_3(x: int) -> bool:
-    return x % 3 == 0
+_double = _MF._double
+_multiple_of_3 = _MF._multiple_of_3
+mf_plain = _MF.plain
 
 
 def _add_int(acc: int, x: int) -> int:
     return acc + x
-
-
-def mf_plain(n: int) -> int:
-    return sum(y for x in range(n) if (y := x * 2) % 3 == 0)
 
 
 async def _aiter_range(n: int) -> AsyncIterator[int]:
@@ -233,17 +208,6 @@ async def _mf_asyncio(n: int) -> int:
 
 def mf_asyncio(n: int) -> int:
     return asyncio.run(_mf_asyncio(n))
-
-
-async def _mf_flow(n: int, stages: int) -> int:
-    flow = (
-        Flow.from_iterable(range(n), stages=stages)
-        .map(_double)
-        .filter(_multiple_of_3)
-        .reduce(int, operator.add)
-        .emit("state")
-    )
-    return sum(await flow.to_list())
 
 
 def mf_aiostream(n: int) -> int:
@@ -428,10 +392,9 @@ def wordcount_workload(lines: list[str], stages: int, backends: list[str]) -> Wo
     size_mb = [0.0]
     for line in lines:
         size_mb.append(size_mb[-1] + (len(line) + 1) / 1e6)
-    flow_batch = _sibling("flow_wordcount").flow_per_batch
 
     def flow(backend: str, batch: bool) -> Callable[[int], Any]:
-        impl = flow_batch if batch else _wc_flow_per_word
+        impl = _WC.flow_per_batch if batch else _WC.flow_per_word
         return lambda k: anyio.run(impl, lines[:k], stages, backend=backend)
 
     specs: list[tuple[str, str | None, Callable[[int], Any], bool]] = []
@@ -498,7 +461,7 @@ def map_filter_workload(n: int, backends: list[str]) -> Workload:
     needs |= {MF_ROWS[7]: "streamz", MF_ROWS[8]: "reactivex"}
 
     def flow(backend: str, stages: int) -> Callable[[int], int]:
-        return lambda k: anyio.run(_mf_flow, k, stages, backend=backend)
+        return lambda k: anyio.run(_MF.flow_sum, k, stages, backend=backend)
 
     cases: list[Case] = []
     for backend in backends:
@@ -552,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = ["the quick brown fox jumps over the lazy dog"] * 300
         n, repeat, backends = 3_000, 1, ["asyncio"]
     else:
-        lines = _sibling("flow_wordcount").corpus(args.megabytes)
+        lines = _WC.corpus(args.megabytes)
         n, repeat = args.events, args.repeat
     missing = sorted(
         {name for name in ("aiostream", "pypeln", "streamz", "reactivex") if not _installed(name)}
