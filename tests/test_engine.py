@@ -23,6 +23,43 @@ class Boom(Exception):
     pass
 
 
+class Handlers:
+    """A ConcurrentConsumer handler whose calls wait until released; it records
+    which events started, which finished, and the most that ran at once."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.done: list[int] = []
+        self.running = 0
+        self.peak = 0
+        self._gates: dict[int, anyio.Event] = {}
+        self._all_released = False
+
+    def _gate(self, event: int) -> anyio.Event:
+        gate = self._gates.get(event)
+        if gate is None:
+            gate = self._gates[event] = anyio.Event()
+            if self._all_released:
+                gate.set()
+        return gate
+
+    def release(self, event: int) -> None:
+        self._gate(event).set()
+
+    def release_all(self) -> None:
+        self._all_released = True
+        for gate in self._gates.values():
+            gate.set()
+
+    async def __call__(self, event: int) -> None:
+        self.started.append(event)
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await self._gate(event).wait()
+        self.running -= 1
+        self.done.append(event)
+
+
 class FailingConsumer(Consumer[int]):
     def handle_events(self, events: list[int], from_: Any) -> None:
         if any(e >= 5 for e in events):
@@ -150,153 +187,93 @@ async def test_permanent_subscription_ending_normally_ends_the_stream() -> None:
 
 
 async def test_concurrent_consumer_bounds_concurrency_by_demand() -> None:
-    running = 0
-    peak = 0
-    done: list[int] = []
-    gate = anyio.Event()
-
-    async def handler(event: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await gate.wait()
-        running -= 1
-        done.append(event)
-
+    h = Handlers()
     async with StageGroup() as g:
         p = g.start(flowstage.from_iterable(range(100)))
-        cc = g.start(ConcurrentConsumer(handler, subscribe_to=[(p, {"max_demand": 8})]))
+        cc = g.start(ConcurrentConsumer(h, subscribe_to=[(p, {"max_demand": 8})]))
         await wait_until(lambda: cc.active == 8)
         await wait_quiescent(g)
-        assert running == 8
-        gate.set()
+        assert h.running == 8
+        h.release_all()
         await g.wait()
-    assert sorted(done) == list(range(100))
-    assert peak == 8
+    assert sorted(h.done) == list(range(100))
+    assert h.peak == 8
 
 
 async def test_concurrent_consumer_min_demand_waits_for_freed_slots() -> None:
-    release: dict[int, anyio.Event] = {i: anyio.Event() for i in range(10)}
-    started: list[int] = []
-
-    async def handler(event: int) -> None:
-        started.append(event)
-        await release[event].wait()
-
+    h = Handlers()
     async with StageGroup() as g:
         p = g.start(flowstage.from_iterable(range(10)))
-        g.start(ConcurrentConsumer(handler, subscribe_to=[(p, {"max_demand": 3, "min_demand": 2})]))
-        await wait_until(lambda: len(started) == 3)
-        release[started[0]].set()
+        g.start(ConcurrentConsumer(h, subscribe_to=[(p, {"max_demand": 3, "min_demand": 2})]))
+        await wait_until(lambda: len(h.started) == 3)
+        h.release(h.started[0])
         await wait_quiescent(g)
-        assert sorted(started) == [0, 1, 2]  # one freed slot < min_demand: no ask yet
-        release[started[1]].set()
-        await wait_until(lambda: len(started) == 5)
-        for e in release.values():
-            e.set()
+        assert sorted(h.started) == [0, 1, 2]  # one freed slot < min_demand: no ask yet
+        h.release(h.started[1])
+        await wait_until(lambda: len(h.started) == 5)
+        h.release_all()
         await g.wait()
-    assert sorted(started) == list(range(10))
+    assert sorted(h.started) == list(range(10))
 
 
 async def test_concurrent_consumer_concurrency_caps_handlers_and_keeps_events_ready() -> None:
-    release: dict[int, anyio.Event] = {i: anyio.Event() for i in range(20)}
-    started: list[int] = []
-    running = 0
-    peak = 0
-
-    async def handler(event: int) -> None:
-        nonlocal running, peak
-        started.append(event)
-        running += 1
-        peak = max(peak, running)
-        await release[event].wait()
-        running -= 1
-
+    h = Handlers()
     async with StageGroup() as g:
         p = g.start(flowstage.from_iterable(range(20)))
-        cc = g.start(
-            ConcurrentConsumer(
-                handler,
-                concurrency=3,
-                subscribe_to=[(p, {"max_demand": 8, "min_demand": 4})],
-            )
-        )
-        await wait_until(lambda: len(started) == 3)
+        opts = {"max_demand": 8, "min_demand": 4}
+        cc = g.start(ConcurrentConsumer(h, concurrency=3, subscribe_to=[(p, opts)]))
+        await wait_until(lambda: len(h.started) == 3)
         await wait_quiescent(g)
         # Eight events received (the demand), three running, five waiting.
         assert cc.statistics().events_in == 8
         assert cc.active == 3
-        release[started[0]].set()
+        h.release(h.started[0])
         await wait_quiescent(g)
         # The next waiting event started without a new ask (one freed < min_demand).
-        assert len(started) == 4
+        assert len(h.started) == 4
         assert cc.statistics().events_in == 8
-        for e in release.values():
-            e.set()
+        h.release_all()
         await g.wait()
-    assert sorted(started) == list(range(20))
-    assert peak == 3
+    assert sorted(h.started) == list(range(20))
+    assert h.peak == 3
 
 
 async def test_concurrent_consumer_concurrency_is_shared_by_all_subscriptions() -> None:
-    gate = anyio.Event()
-    running = 0
-    peak = 0
-    done: list[int] = []
-
-    async def handler(event: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await gate.wait()
-        running -= 1
-        done.append(event)
-
+    h = Handlers()
     async with StageGroup() as g:
         a = g.start(flowstage.from_iterable(range(30)))
         b = g.start(flowstage.from_iterable(range(100, 130)))
         # transient: the first producer to finish does not end the consumer
         opts = {"max_demand": 10, "min_demand": 2, "cancel": "transient"}
-        cc = g.start(
-            ConcurrentConsumer(handler, concurrency=4, subscribe_to=[(a, opts), (b, opts)])
-        )
+        cc = g.start(ConcurrentConsumer(h, concurrency=4, subscribe_to=[(a, opts), (b, opts)]))
         await wait_until(lambda: cc.active == 4)
         await wait_quiescent(g)
-        assert running == 4
+        assert h.running == 4
         assert cc.statistics().events_in == 20  # both subscriptions' demand, waiting
-        gate.set()
-        await wait_until(lambda: len(done) == 60)
+        h.release_all()
+        await wait_until(lambda: len(h.done) == 60)
         # Leaving the block stops the consumer, which has no producer left.
-    assert sorted(done) == [*range(30), *range(100, 130)]
-    assert peak == 4
+    assert sorted(h.done) == [*range(30), *range(100, 130)]
+    assert h.peak == 4
 
 
 async def test_concurrent_consumer_stopping_still_handles_waiting_events() -> None:
-    gate = anyio.Event()
-    done: list[int] = []
-
-    async def handler(event: int) -> None:
-        await gate.wait()
-        done.append(event)
-
+    h = Handlers()
     async with StageGroup() as g:
         p = g.start(flowstage.from_iterable(range(100)))
-        cc = g.start(
-            ConcurrentConsumer(
-                handler, concurrency=2, subscribe_to=[(p, {"max_demand": 6, "min_demand": 3})]
-            )
-        )
+        opts = {"max_demand": 6, "min_demand": 3}
+        cc = g.start(ConcurrentConsumer(h, concurrency=2, subscribe_to=[(p, opts)]))
         await wait_until(lambda: cc.active == 2)
         await wait_quiescent(g)
         cc.stop()
         await wait_quiescent(g)
-        assert done == []
-        gate.set()
-        await wait_until(lambda: len(done) == 6)
+        assert h.done == []
+        h.release_all()
+        await wait_until(lambda: len(h.done) == 6)
         p.stop()  # a producer outlives its consumers
         await g.wait()
     # The six events received (two running, four waiting) were all handled.
-    assert sorted(done) == list(range(6))
+    assert sorted(h.done) == list(range(6))
 
 
 async def test_concurrent_consumer_handler_error_with_events_waiting() -> None:
@@ -308,11 +285,8 @@ async def test_concurrent_consumer_handler_error_with_events_waiting() -> None:
     with pytest.raises(Boom):
         async with StageGroup() as g:
             p = g.start(flowstage.from_iterable(range(100)))
-            g.start(
-                ConcurrentConsumer(
-                    handler, concurrency=2, subscribe_to=[(p, {"max_demand": 20, "min_demand": 5})]
-                )
-            )
+            opts = {"max_demand": 20, "min_demand": 5}
+            g.start(ConcurrentConsumer(handler, concurrency=2, subscribe_to=[(p, opts)]))
             await g.wait()
 
 
