@@ -54,11 +54,11 @@ DELAY = 0.001
 class Probe:
     """Counts handled items and the peak number of sleeps in flight."""
 
-    def __init__(self, sleep: Callable[[float], Awaitable[Any]] = anyio.sleep) -> None:
+    def __init__(self) -> None:
         self.active = 0
         self.peak = 0
         self.done = 0
-        self.sleep = sleep
+        self.sleep: Callable[[float], Awaitable[Any]] = anyio.sleep
 
     async def work(self, item: int) -> int:
         self.active += 1
@@ -105,7 +105,12 @@ async def limiter_baseline(n: int, c: int, probe: Probe) -> None:
             tg.start_soon(one, item)
 
 
-async def workers_baseline(n: int, c: int, probe: Probe) -> None:
+async def workers_baseline(
+    n: int, c: int, probe: Probe, sleep: Callable[[float], Awaitable[Any]] | None = None
+) -> None:
+    """``c`` workers over one iterator; ``sleep`` replaces the probe's ``anyio.sleep``."""
+    if sleep is not None:
+        probe.sleep = sleep
     items: Iterator[int] = iter(range(n))
 
     async def worker() -> None:
@@ -128,7 +133,8 @@ def native_sleep(backend: str) -> Callable[[float], Awaitable[Any]]:
     return asyncio.sleep
 
 
-def cases(n: int, c: int) -> list[tuple[str, Callable[[Probe], Awaitable[None]]]]:
+def cases(n: int, c: int, backend: str) -> list[tuple[str, Callable[[Probe], Awaitable[None]]]]:
+    native = native_sleep(backend)
     return [
         (ROWS[0], lambda p: flow_map(n, c, p, 1)),
         (ROWS[1], lambda p: flow_map(n, c, p, 2)),
@@ -137,19 +143,19 @@ def cases(n: int, c: int) -> list[tuple[str, Callable[[Probe], Awaitable[None]]]
         (ROWS[4], lambda p: concurrent_consumer(n, c, p, max(c // 4, 1), concurrency=c)),
         (ROWS[5], lambda p: limiter_baseline(n, c, p)),
         (ROWS[6], lambda p: workers_baseline(n, c, p)),
-        (ROWS[7], lambda p: workers_baseline(n, c, p)),
+        (ROWS[7], lambda p: workers_baseline(n, c, p, native)),
     ]
 
 
 def measure(n: int, c: int, repeat: int, backend: str) -> list[tuple[str, float, float, int]]:
     """``(case, median s, min s, peak concurrency)`` per case, alternating runs."""
-    todo = cases(n, c)
+    todo = cases(n, c, backend)
     times: dict[str, list[float]] = {name: [] for name, _ in todo}
     peaks: dict[str, int] = {name: 0 for name, _ in todo}
     for rep in range(repeat):
         order = todo[rep % len(todo) :] + todo[: rep % len(todo)]
         for name, func in order:
-            probe = Probe(native_sleep(backend) if name == ROWS[7] else anyio.sleep)
+            probe = Probe()
 
             async def go(
                 func: Callable[[Probe], Awaitable[None]] = func, probe: Probe = probe
