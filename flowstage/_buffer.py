@@ -33,21 +33,13 @@ from collections import deque
 from itertools import islice
 from typing import Generic, Literal, TypeVar
 
+from ._checks import check_positive_int
+
 __all__ = ["Buffer"]
 
 T = TypeVar("T")
 
 _KEEP_VALUES = ("first", "last")
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if type(value) is not int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an integer >= 1, got: {value!r}")
-        value = int(value)
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got: {value!r}")
-    return value
 
 
 class Buffer(Generic[T]):
@@ -82,12 +74,12 @@ class Buffer(Generic[T]):
     def __init__(
         self, size: int, keep: Literal["first", "last"] = "last", max_infos: int = 1000
     ) -> None:
-        self.size: int = _check_positive_int("buffer_size", size)
+        self.size: int = check_positive_int("buffer_size", size)
         if keep not in _KEEP_VALUES:
             raise ValueError(f"buffer_keep must be one of {list(_KEEP_VALUES)!r}, got: {keep!r}")
         self.keep: Literal["first", "last"] = keep
         self._keep_last = keep == "last"
-        self._max_infos = _check_positive_int("max_infos", max_infos)
+        self._max_infos = check_positive_int("max_infos", max_infos)
         self._chunks: deque[list[T]] = deque()
         self._offset = 0  # index of the oldest held event inside _chunks[0]
         self._count = 0  # events held

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
+from ._checks import check_positive_int
 from ._kinds import Consumer
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ class ConcurrentConsumer(Consumer[T]):
 
     Raises:
         TypeError: ``handler`` is not an ``async def`` callable.
-        ValueError: ``concurrency`` is not an integer >= 1 (or ``None``).
+        TypeError: ``concurrency`` is not an integer (or ``None``).
+        ValueError: ``concurrency`` is below 1.
     """
 
     def __init__(
@@ -68,15 +70,10 @@ class ConcurrentConsumer(Consumer[T]):
             getattr(handler, "__call__", None)  # noqa: B004
         ):
             raise TypeError(f"handler must be an 'async def' function, got: {handler!r}")
-        if concurrency is not None and (
-            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
-        ):
-            raise ValueError(
-                f"concurrency must be an integer >= 1 or None (bounded by demand), "
-                f"got: {concurrency!r}"
-            )
         self._handler = handler
-        self._concurrency = concurrency
+        self._concurrency = (
+            None if concurrency is None else check_positive_int("concurrency", concurrency)
+        )
         self._tg: TaskGroup | None = None
         self._freed: dict[Subscription[Any], int] = {}
         self._active = 0

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar
 import anyio
 
 from ._buffer import Buffer
+from ._checks import check_positive_int
 from ._demand import DemandAccount
 from ._errors import StageExited, is_normal_reason
 from ._mailbox import Mailbox
@@ -161,11 +162,7 @@ class Stage:
         mailbox_limit: int = 1024,
     ) -> None:
         self.name = name or f"{type(self).__name__}@{id(self):x}"
-        if isinstance(mailbox_limit, bool) or not isinstance(mailbox_limit, int):
-            raise TypeError(f"mailbox_limit must be an integer >= 1, got: {mailbox_limit!r}")
-        if mailbox_limit < 1:
-            raise ValueError(f"mailbox_limit must be an integer >= 1, got: {mailbox_limit}")
-        self._mailbox = Mailbox(mailbox_limit)
+        self._mailbox = Mailbox(check_positive_int("mailbox_limit", mailbox_limit))
         self._started = False
         self._booted = False
         self._running = False

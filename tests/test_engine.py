@@ -290,12 +290,17 @@ async def test_concurrent_consumer_handler_error_with_events_waiting() -> None:
             await g.wait()
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
-async def test_concurrent_consumer_rejects_bad_concurrency(bad: object) -> None:
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)],
+)
+async def test_concurrent_consumer_rejects_bad_concurrency(
+    bad: object, error: type[Exception]
+) -> None:
     async def handler(event: int) -> None:
         pass
 
-    with pytest.raises(ValueError, match="concurrency must be an integer >= 1"):
+    with pytest.raises(error, match="concurrency must be an integer >= 1"):
         ConcurrentConsumer(handler, concurrency=bad)  # type: ignore[arg-type]
 
 
