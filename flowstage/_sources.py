@@ -97,7 +97,9 @@ class AsyncIterableProducer(Producer[T]):
     for the rest of a batch, so a slow or live source (a socket, a queue, a sensor)
     streams with low latency, and a fast one is still emitted in batches. Stops
     normally once the iterable is exhausted and its last events are out; a source
-    that raises fails the stage with that exception.
+    that raises fails the stage with that exception (from the stage's own loop, so
+    consumers in other scopes fail too), after emitting the items that arrived
+    before it.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class AsyncIterableProducer(Producer[T]):
         self._notified = False  # a _PULLED message is on its way
         self._more: anyio.Event | None = None  # wakes the puller when demand grows
         self._pausing = False
+        self._failure: Exception | None = None  # raised by the iterable, re-raised by the stage
         super().__init__(
             name=name,
             buffer_size=buffer_size,
@@ -170,22 +173,24 @@ class AsyncIterableProducer(Producer[T]):
                 continue
             pulled = 0
             try:
-                while pulled < want:
+                # A pause (the driver's slice ended) stops pulling after the item
+                # in flight, which the source may take its time to produce.
+                while pulled < want and not self._pausing:
                     item = await anext(iterator)
                     pulled += 1
                     self._ready.append(item)  # re-read: handle_info swaps the list
-                    if not self._notified:
-                        self._notified = True
-                        self._mailbox.put((_INTERNAL_INFO, _PULLED))
+                    self._notify()
             except StopAsyncIteration:
-                self._want -= pulled
                 self._exhausted = True
+            except Exception as exc:
+                # The stage raises it from its own loop, so that it fails like any
+                # callback (its neighbours hear of the failure, not of a shutdown).
+                exc.add_note(self._pull_failure_note())
+                self._failure = exc
+            self._want -= pulled
+            if self._exhausted or self._failure is not None:
                 self._notify()
                 return
-            except Exception as exc:
-                exc.add_note(self._pull_failure_note())
-                raise
-            self._want -= pulled
 
     def _pull_failure_note(self) -> str:
         return f"raised while iterating the async iterable of flowstage stage {self.name!r}"
@@ -204,6 +209,9 @@ class AsyncIterableProducer(Producer[T]):
             return super().handle_info(message)  # type: ignore[return-value]
         self._notified = False
         ready, self._ready = self._ready, []
+        if self._failure is not None:
+            self.emit(ready)  # what arrived before the failure still goes out
+            raise self._failure
         if self._exhausted:
             self.finish()
         return ready

@@ -716,9 +716,7 @@ class Stage:
                 if self._async["handle_demand"]:
                     result = await result
                 if result:
-                    events = result if type(result) is list else _as_list(result)
-                    self._unmet = max(self._unmet - len(events), 0)
-                    self._emit(events)
+                    self._emit(result if type(result) is list else _as_list(result))
         else:
             self._pc_counter += demand
             if demand > 0 and self._pc_demand_hook:
@@ -758,6 +756,9 @@ class Stage:
         if not self._produces:
             logger.error("consumer %s cannot dispatch events", self.name)
             return
+        if self._unmet:
+            # Whatever callback emitted them (handle_demand, handle_info, ...).
+            self._unmet = max(self._unmet - len(events), 0)
         if self._demand_mode == "accumulate":
             buffer = self._buffer
             assert buffer is not None

@@ -167,6 +167,60 @@ async def test_stream_batches_and_stream_of_async_iterable() -> None:
     assert all(len(b) <= 5 for b in batches)
 
 
+async def test_a_failing_async_source_fails_its_consumers_in_other_scopes() -> None:
+    async def numbers() -> AsyncIterator[int]:
+        yield 1
+        raise Boom("source")
+
+    p = flowstage.from_async_iterable(numbers(), name="numbers")
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async with flowstage.stream([(p, {"cancel": "transient"})]) as events:
+            async for e in events:
+                seen.append(e)
+
+    consumer_error: list[BaseException] = []
+
+    async def consume_and_record() -> None:
+        try:
+            await consume()
+        except Boom as exc:
+            consumer_error.append(exc)
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume_and_record)
+            async with StageGroup() as g:
+                g.start(p)
+                await g.wait()
+    assert info.group_contains(Boom)  # the producer's own scope
+    # The consumer's own scope raised the source's error: a shutdown would have
+    # ended its stream normally, with the data cut short.
+    assert seen == [1]
+    assert len(consumer_error) == 1
+
+
+async def test_async_source_demand_outstanding_falls_as_items_are_emitted() -> None:
+    more = anyio.Event()
+
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(5):
+            yield i
+        await more.wait()
+
+    async with StageGroup() as g:
+        p = g.start(flowstage.from_async_iterable(numbers()))
+        c = g.start(Forwarder(subscribe_to=[(p, {"max_demand": 10})]))
+        await wait_until(lambda: len(c.events) == 5)
+        await wait_quiescent(g)
+        # Ten asked, five emitted from handle_info (not handle_demand), five asked
+        # again: the producer's unmet demand is what the consumer still waits for.
+        assert p.statistics().demand_outstanding == c.statistics().demand_outstanding == 10
+        more.set()
+        await g.wait()
+
+
 async def test_stream_over_several_producers() -> None:
     a = flowstage.from_iterable(range(100))
     b = flowstage.from_iterable(range(100, 250))

@@ -673,6 +673,11 @@ class Flow(Generic[T]):
         the loop at any point (``break``, ``return``, an exception) leaves nothing
         running. Use ``async with flow.stream()`` when the flow should keep
         running while the loop body awaits other things.
+
+        An async source pulled when a slice ends finishes the item it is waiting
+        for before the event is handed out: the first event of a source that
+        yields every second arrives after about a second, and a source that waits
+        for the loop body itself never arrives (use ``stream()`` for those).
         """
         from ._exec_sliced import iterate
 

@@ -64,6 +64,28 @@ async def test_async_for_with_aclosing_and_break() -> None:
     assert seen == 10
 
 
+async def test_async_for_over_an_async_source_gets_events_before_the_source_ends() -> None:
+    # A slice that has an event pauses the puller after the item in flight; it
+    # used to pull on until the whole demand (here the whole source) was met.
+    produced = 0
+
+    async def numbers() -> AsyncIterator[int]:
+        nonlocal produced
+        for i in range(50):
+            await anyio.lowlevel.checkpoint()
+            produced += 1
+            yield i
+
+    first_seen_after = None
+    async for e in Flow.from_async_iterable(numbers(), stages=1).map(lambda x: x):
+        if first_seen_after is None:
+            first_seen_after = produced
+        if e == 49:
+            break
+    assert first_seen_after is not None
+    assert first_seen_after < 10
+
+
 async def test_breaking_out_of_async_for_leaves_nothing_running() -> None:
     """No aclosing: the loop is simply left, and no stage or task is left behind
     (the leak check of tests/conftest.py fails the test otherwise)."""
