@@ -356,14 +356,12 @@ class MapReducer(ProducerConsumer[Any, Any]):
         )
         self._program = program
         self._layer = layer
-        self._index = index
         self._runtime = runtime
         self._labels: Labels | None = None
         self._where = f"partition {index} of {total}"
         self._prog_started = False
         #: upstream subscriptions created for this stage and not yet ended
         self._live_up = 0
-        self._upstream: set[Any] = set()
         self._downstream: set[Any] = set()
         self._pending: deque[list[Any]] = deque()
         self._finishing = False
@@ -465,7 +463,6 @@ class MapReducer(ProducerConsumer[Any, Any]):
                 out = self._timers([])
                 if out:
                     self.emit(out)
-            self._upstream.add(from_)
             self._program.add_producer(from_)
         except Exception as exc:
             self._note(exc)
@@ -503,7 +500,6 @@ class MapReducer(ProducerConsumer[Any, Any]):
         if from_ in self._downstream:
             self._downstream_gone(from_)
             return None
-        self._upstream.discard(from_)
         self._live_up -= 1
         if not _normal(reason[1]):
             return None  # the engine stops this stage with the same reason
@@ -558,7 +554,6 @@ class AsyncMapReducer(MapReducer):
                 out = await self._atimers([])
                 if out:
                     self.emit(out)
-            self._upstream.add(from_)
             self._program.add_producer(from_)
         except Exception as exc:
             self._note(exc)
@@ -594,7 +589,6 @@ class AsyncMapReducer(MapReducer):
         if from_ in self._downstream:
             self._downstream_gone(from_)
             return None
-        self._upstream.discard(from_)
         self._live_up -= 1
         if not _normal(reason[1]):
             return None
