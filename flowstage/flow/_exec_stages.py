@@ -462,7 +462,8 @@ class MapReducer(ProducerConsumer[Any, Any]):
                 self._start()
                 out = self._timers([])
                 if out:
-                    self.emit(out)
+                    self._pending.append(out)
+                    self._flush()  # never past the buffer, like any output
             self._program.add_producer(from_)
         except Exception as exc:
             self._note(exc)
@@ -513,12 +514,9 @@ class MapReducer(ProducerConsumer[Any, Any]):
         except Exception as exc:
             self._note(exc)
             raise
-        result = self._output(out)
-        if result:
-            self.emit(result)
-        if self._finishing and not self._pending and not self._finished:
-            self._finished = True
-            self.finish()
+        if out:
+            self._pending.append(out)
+        self._flush()  # emits what fits, then finishes once nothing is pending
         return None
 
 
@@ -553,7 +551,8 @@ class AsyncMapReducer(MapReducer):
                 await self._program.astart(anyio.current_time())
                 out = await self._atimers([])
                 if out:
-                    self.emit(out)
+                    self._pending.append(out)
+                    self._flush()  # never past the buffer, like any output
             self._program.add_producer(from_)
         except Exception as exc:
             self._note(exc)
@@ -602,12 +601,9 @@ class AsyncMapReducer(MapReducer):
         except Exception as exc:
             self._note(exc)
             raise
-        result = self._output(out)
-        if result:
-            self.emit(result)
-        if self._finishing and not self._pending and not self._finished:
-            self._finished = True
-            self.finish()
+        if out:
+            self._pending.append(out)
+        self._flush()  # emits what fits, then finishes once nothing is pending
         return None
 
 
