@@ -151,11 +151,15 @@ class AsyncIterableProducer(Producer[T]):
                     self._pausing = True
                     self._wake_puller()
         if self._terminated:
-            # The puller is gone: close the iterable (an async generator runs its
-            # cleanup now rather than whenever it is garbage collected).
-            aclose = getattr(self._iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await self._close_source()
+
+    async def _close_source(self) -> None:
+        """Close the iterable once the puller is gone (an async generator runs its
+        cleanup now rather than whenever it is garbage collected)."""
+        self._exhausted = True
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     def _wake_puller(self) -> None:
         more = self._more

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from .._sources import AsyncIterableProducer
 from .._stream import _StreamIterator
 from .._subscription import validate_subscription
 from ._executor import _Runtime, collapse_flow_exception
@@ -70,11 +71,15 @@ class SlicedFlowIterator(Generic[T]):
         return self._chunk[0]
 
     async def aclose(self) -> None:
-        """End the iteration (for ``contextlib.aclosing``); nothing is running
-        between two events, so there is nothing to stop."""
+        """End the iteration (for ``contextlib.aclosing``). Nothing is running
+        between two events, so there is nothing to stop; async sources that did
+        not end are closed, so that their cleanup runs now."""
         self._finished = True
         self._chunk = []
         self._index = 0
+        for stage in self._stages:
+            if isinstance(stage, AsyncIterableProducer) and not stage._terminated:
+                await stage._close_source()
 
     def _setup(self) -> None:
         runtime = self._runtime = _Runtime(self._plan)

@@ -86,6 +86,26 @@ async def test_async_for_over_an_async_source_gets_events_before_the_source_ends
     assert first_seen_after < 10
 
 
+async def test_aclosing_an_async_for_closes_its_async_source() -> None:
+    closed: list[bool] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            for i in itertools.count():
+                await anyio.lowlevel.checkpoint()
+                yield i
+        finally:
+            closed.append(True)
+
+    flow = Flow.from_async_iterable(numbers(), stages=1).map(lambda x: x)
+    async with contextlib.aclosing(aiter(flow)) as events:  # type: ignore[type-var]
+        async for e in events:
+            if e == 3:
+                break
+        assert closed == []
+    assert closed == [True]  # when the block is left, not when garbage is collected
+
+
 async def test_breaking_out_of_async_for_leaves_nothing_running() -> None:
     """No aclosing: the loop is simply left, and no stage or task is left behind
     (the leak check of tests/conftest.py fails the test otherwise)."""
