@@ -3,36 +3,56 @@
 A port of Elixir's GenStage (producers, producer-consumers and consumers
 exchanging events under back-pressure) and Flow onto anyio, so it runs on asyncio,
 uvloop and trio.
+
+Layers, each importing only those before it: the stage engine (this package's
+private modules, :mod:`flowstage.dispatchers`, :mod:`flowstage.lowlevel`),
+:mod:`flowstage.plan`, :mod:`flowstage.program`, :mod:`flowstage.executors`,
+:mod:`flowstage.flow`.
 """
 
 from __future__ import annotations
 
 import logging
 
-from ._concurrent import ConcurrentConsumer
-from ._errors import StageExited, is_normal_reason
-from ._hash import KeyHash, partition_of, stable_hash
-from ._kinds import Consumer, Producer, ProducerConsumer
-from ._scope import StageGroup
-from ._sources import AsyncIterableProducer, IterableProducer, from_async_iterable, from_iterable
-from ._stage import NOREPLY, Reply, Stage
-from ._stats import StageStatistics
-from ._stream import EventStream, stream
-from ._subscription import Subscription
-from .dispatchers import (
-    BroadcastDispatcher,
-    DemandDispatcher,
-    Dispatcher,
-    PartitionDispatcher,
-    SubscriptionRejected,
-)
-from .flow import Flow, Window
+from ._concurrent import ConcurrentConsumer as ConcurrentConsumer
+from ._errors import StageExited as StageExited
+from ._errors import is_normal_reason as is_normal_reason
+from ._hash import KeyHash as KeyHash
+from ._hash import partition_of as partition_of
+from ._hash import stable_hash as stable_hash
+from ._kinds import Consumer as Consumer
+from ._kinds import Producer as Producer
+from ._kinds import ProducerConsumer as ProducerConsumer
+from ._scope import StageGroup as StageGroup
+from ._sources import AsyncIterableProducer as AsyncIterableProducer
+from ._sources import IterableProducer as IterableProducer
+from ._sources import from_async_iterable as from_async_iterable
+from ._sources import from_iterable as from_iterable
+from ._stage import NOREPLY as NOREPLY
+from ._stage import Reply as Reply
+from ._stage import Stage as Stage
+from ._stats import StageStatistics as StageStatistics
+from ._stream import EventSink as EventSink
+from ._stream import EventStream as EventStream
+from ._stream import stream as stream
+from ._subscription import Subscription as Subscription
+from .dispatchers import BroadcastDispatcher as BroadcastDispatcher
+from .dispatchers import DemandDispatcher as DemandDispatcher
+from .dispatchers import Dispatcher as Dispatcher
+from .dispatchers import PartitionDispatcher as PartitionDispatcher
+from .dispatchers import SubscriptionRejected as SubscriptionRejected
+from .executors import Executor as Executor
+from .executors import FlowIterator as FlowIterator
+from .executors import LocalExecutor as LocalExecutor
+from .executors import RunningFlow as RunningFlow
+from .flow import Flow as Flow
+from .flow import Window as Window
 
 logging.getLogger("flowstage").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
 
-__all__ = [
+__all__ = (
     "NOREPLY",
     "AsyncIterableProducer",
     "BroadcastDispatcher",
@@ -40,14 +60,19 @@ __all__ = [
     "Consumer",
     "DemandDispatcher",
     "Dispatcher",
+    "EventSink",
     "EventStream",
+    "Executor",
     "Flow",
+    "FlowIterator",
     "IterableProducer",
     "KeyHash",
+    "LocalExecutor",
     "PartitionDispatcher",
     "Producer",
     "ProducerConsumer",
     "Reply",
+    "RunningFlow",
     "Stage",
     "StageExited",
     "StageGroup",
@@ -61,4 +86,39 @@ __all__ = [
     "partition_of",
     "stable_hash",
     "stream",
-]
+)
+
+
+def _fixup_module_metadata() -> None:
+    """Show the public home of each re-exported class and function
+    (``flowstage.Flow``, not ``flowstage.flow._builder.Flow``) in reprs, tracebacks
+    and pickles, as trio and httpx do. A name keeps its home when it is already
+    public (``flowstage.executors.LocalExecutor``)."""
+    import contextlib
+    import sys
+
+    homes = {
+        "flowstage": __all__,
+        "flowstage.dispatchers": sys.modules["flowstage.dispatchers"].__all__,
+        "flowstage.plan": sys.modules["flowstage.plan"].__all__,
+        "flowstage.program": sys.modules["flowstage.program"].__all__,
+        "flowstage.executors": sys.modules["flowstage.executors"].__all__,
+        "flowstage.flow": sys.modules["flowstage.flow"].__all__,
+        "flowstage.lowlevel": sys.modules["flowstage.lowlevel"].__all__,
+    }
+    for home, names in homes.items():
+        module = sys.modules[home]
+        for name in names:
+            obj = getattr(module, name)
+            current = getattr(obj, "__module__", None)
+            if (
+                isinstance(current, str)
+                and current.startswith("flowstage")
+                and any(part.startswith("_") for part in current.split("."))
+                and (isinstance(obj, type) or callable(obj))
+            ):
+                with contextlib.suppress(AttributeError, TypeError):  # builtins
+                    obj.__module__ = home
+
+
+_fixup_module_metadata()

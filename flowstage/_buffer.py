@@ -33,7 +33,7 @@ from collections import deque
 from itertools import islice
 from typing import Generic, Literal, TypeVar
 
-from ._checks import check_positive_int
+from ._options import check_choice, check_positive_int
 
 __all__ = ["Buffer"]
 
@@ -75,8 +75,7 @@ class Buffer(Generic[T]):
         self, size: int, keep: Literal["first", "last"] = "last", max_infos: int = 1000
     ) -> None:
         self.size: int = check_positive_int("buffer_size", size)
-        if keep not in _KEEP_VALUES:
-            raise ValueError(f"buffer_keep must be one of {list(_KEEP_VALUES)!r}, got: {keep!r}")
+        check_choice("buffer_keep", keep, _KEEP_VALUES)
         self.keep: Literal["first", "last"] = keep
         self._keep_last = keep == "last"
         self._max_infos = check_positive_int("max_infos", max_infos)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
-from ._checks import check_positive_int
 from ._kinds import Consumer
+from ._options import DEFAULT_MAILBOX_LIMIT, check_positive_int
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -61,7 +61,7 @@ class ConcurrentConsumer(Consumer[T]):
         *,
         name: str | None = None,
         subscribe_to: Iterable[Any] = (),
-        mailbox_limit: int = 1024,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
         concurrency: int | None = None,
     ) -> None:
         if not callable(handler):

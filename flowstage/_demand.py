@@ -32,45 +32,13 @@ from __future__ import annotations
 import logging
 from typing import TypeVar
 
-__all__ = ["DEFAULT_MAX_DEMAND", "DemandAccount", "validate_demand"]
+from ._options import validate_demand
+
+__all__ = ["DemandAccount"]
 
 T = TypeVar("T")
 
-DEFAULT_MAX_DEMAND = 1000
-
 _logger = logging.getLogger("flowstage")
-
-
-def _check_int(name: str, value: object) -> int:
-    if type(value) is int:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got: {value!r}")
-    return int(value)
-
-
-def validate_demand(
-    max_demand: int | None = None, min_demand: int | None = None
-) -> tuple[int, int]:
-    """Apply the defaults and validate a ``(max_demand, min_demand)`` pair.
-
-    ``max_demand`` defaults to 1000 and must be an integer ``>= 1``. ``min_demand``
-    defaults to ``max_demand // 2`` and must satisfy ``0 <= min_demand < max_demand``.
-
-    Raises:
-        TypeError: a value is not an ``int`` (``bool`` is rejected).
-        ValueError: a value is out of range; the message names the option.
-    """
-    max_d = DEFAULT_MAX_DEMAND if max_demand is None else _check_int("max_demand", max_demand)
-    if max_d < 1:
-        raise ValueError(f"max_demand must be an integer >= 1, got: {max_d!r}")
-    min_d = max_d // 2 if min_demand is None else _check_int("min_demand", min_demand)
-    if not 0 <= min_d < max_d:
-        raise ValueError(
-            f"min_demand must be an integer between 0 and max_demand - 1 ({max_d - 1}), "
-            f"got: {min_d!r}"
-        )
-    return max_d, min_d
 
 
 class DemandAccount:

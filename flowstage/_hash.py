@@ -203,6 +203,10 @@ class KeyHash:
     Called per event it behaves like any custom ``hash=`` function and returns
     ``(event, partition_of(key(event), n))``. Dispatchers recognise it and call
     :meth:`buckets` once per batch instead, which is several times faster.
+
+    Two ``KeyHash`` are equal when they have the same ``n`` and the same ``key``
+    (so a pickled and unpickled copy equals the original when ``key`` is a
+    module-level function).
     """
 
     __slots__ = ("key", "n")
@@ -258,3 +262,14 @@ class KeyHash:
 
     def __repr__(self) -> str:
         return f"KeyHash(n={self.n}, key={self.key!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KeyHash):
+            return NotImplemented
+        return self.n == other.n and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash((KeyHash, self.n, self.key))
+
+    def __reduce__(self) -> tuple[type[KeyHash], tuple[int, Callable[[Any], object] | None]]:
+        return (KeyHash, (self.n, self.key))

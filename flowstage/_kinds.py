@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
+from ._options import DEFAULT_BUFFER_SIZE, DEFAULT_MAILBOX_LIMIT
 from ._stage import MaybeAwaitable, Stage
 
 if TYPE_CHECKING:
@@ -41,11 +42,11 @@ class Producer(Stage, Generic[T]):
         self,
         *,
         name: str | None = None,
-        buffer_size: int = 10_000,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
         buffer_keep: Literal["first", "last"] = "last",
         dispatcher: Dispatcher[T] | None = None,
         demand: Literal["forward", "accumulate"] = "forward",
-        mailbox_limit: int = 1024,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
         super().__init__(
             name=name,
@@ -86,10 +87,10 @@ class ProducerConsumer(Stage, Generic[In, Out]):
         *,
         name: str | None = None,
         subscribe_to: Iterable[Any] = (),
-        buffer_size: int = 10_000,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
         buffer_keep: Literal["first", "last"] = "last",
         dispatcher: Dispatcher[Out] | None = None,
-        mailbox_limit: int = 1024,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
         super().__init__(
             name=name,
@@ -123,7 +124,7 @@ class Consumer(Stage, Generic[T]):
         *,
         name: str | None = None,
         subscribe_to: Iterable[Any] = (),
-        mailbox_limit: int = 1024,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
         super().__init__(name=name, subscribe_to=subscribe_to, mailbox_limit=mailbox_limit)
 

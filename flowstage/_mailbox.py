@@ -32,6 +32,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from ._options import DEFAULT_MAILBOX_LIMIT
+
 
 def _current_backend() -> str:
     trio = sys.modules.get("trio")
@@ -52,7 +54,7 @@ class Mailbox:
 
     __slots__ = ("_backend", "_room", "_waiter", "closed", "external", "external_limit", "queue")
 
-    def __init__(self, external_limit: int = 1024) -> None:
+    def __init__(self, external_limit: int = DEFAULT_MAILBOX_LIMIT) -> None:
         self.queue: deque[tuple[Any, ...]] = deque()
         self._waiter: Any = None
         self._backend: str | None = None

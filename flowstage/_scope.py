@@ -1,4 +1,11 @@
-"""Owning scopes: every stage runs inside a task group that outlives none of them."""
+"""Owning scopes: every stage runs inside a task group that outlives none of them.
+
+:class:`OwningScope` is the one way the package enters and leaves such a task
+group: :class:`StageGroup`, :func:`~flowstage.stream` and every flow executor use
+it, so they all end the same way: leaving the scope cancels what still runs, waits
+for it, and raises a failure by the rule of :mod:`flowstage._errors`
+(:func:`~flowstage._errors.collapse`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._errors import StageExited
+from ._errors import collapse
 from ._stage import Stage
 
 if TYPE_CHECKING:
@@ -14,53 +21,62 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-__all__ = ["StageGroup", "collapse_exception_group"]
+__all__ = ["OwningScope", "StageGroup", "collapse_failures"]
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for inner in exc.exceptions:
-            out.extend(_leaves(inner))
-        return out
-    return [exc]
+def collapse_failures(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """:func:`~flowstage._errors.collapse` with the running backend's cancellation
+    class (call it inside the event loop)."""
+    return collapse(group, anyio.get_cancelled_exc_class())
 
 
-def collapse_exception_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """Return the single real failure inside ``group``, or ``group`` itself.
+class OwningScope:
+    """A task group entered and left by hand, with the package's failure rule.
 
-    Cancellations are ignored, so a stage failure that cancelled its siblings comes
-    out as the original exception rather than wrapped in an ``ExceptionGroup``.
+    ``await scope.enter()`` opens it and returns the task group;
+    ``await scope.exit(exc)`` cancels everything still running in it, waits for it,
+    and raises what :func:`~flowstage._errors.collapse` says (never an
+    ``ExceptionGroup`` with a single failure). ``exit`` returns True when the
+    exception ``exc`` passed in was suppressed by the group.
     """
-    cancelled = anyio.get_cancelled_exc_class()
-    leaves: list[BaseException] = []
-    for exc in _leaves(group):
-        if not isinstance(exc, cancelled) and not any(exc is seen for seen in leaves):
-            leaves.append(exc)
-    # One abnormal exit travels down a chain of stages (each consumer stops with its
-    # producer's reason): keep only the root of each reason.
-    roots: dict[int, StageExited] = {}
-    others: list[BaseException] = []
-    for exc in leaves:
-        if isinstance(exc, StageExited):
-            if any(exc.reason is other for other in leaves):
-                continue
-            key = id(exc.reason) if isinstance(exc.reason, BaseException) else hash_key(exc.reason)
-            if key not in roots or exc.sequence < roots[key].sequence:
-                roots[key] = exc
-        else:
-            others.append(exc)
-    kept = others + sorted(roots.values(), key=lambda e: e.sequence)
-    if len(kept) == 1:
-        return kept[0]
-    return group
 
+    __slots__ = ("_tg",)
 
-def hash_key(reason: object) -> int:
-    try:
-        return hash(("reason", reason))
-    except TypeError:
-        return id(reason)
+    def __init__(self) -> None:
+        self._tg: TaskGroup | None = None
+
+    @property
+    def task_group(self) -> TaskGroup:
+        tg = self._tg
+        if tg is None:
+            raise RuntimeError("the scope is not open")
+        return tg
+
+    async def enter(self) -> TaskGroup:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        return tg
+
+    def cancel(self) -> None:
+        """Cancel everything running in the scope."""
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def exit(self, exc: BaseException | None = None) -> bool:
+        tg = self.task_group
+        tg.cancel_scope.cancel()
+        try:
+            if exc is None:
+                return bool(await tg.__aexit__(None, None, None))
+            return bool(await tg.__aexit__(type(exc), exc, exc.__traceback__))
+        except BaseExceptionGroup as group:
+            raise collapse_failures(group) from None
+
+    def start(self, stage: Stage) -> None:
+        """Claim ``stage`` and run it as a task of the scope."""
+        stage._claim()
+        self.task_group.start_soon(stage._run, name=f"flowstage:{stage.name}")
 
 
 class StageGroup:
@@ -74,19 +90,21 @@ class StageGroup:
     Guarantees: leaving the block stops every stage still running (they are
     cancelled); nothing outlives the block. If a stage fails, the others are
     cancelled and the original exception is raised from the ``async with``, with a
-    note naming the stage (several failures come out as an ``ExceptionGroup``).
+    note naming the stage; when several stages fail independently, the first
+    failure is raised with a note listing the others (the rule of
+    :mod:`flowstage._errors`, the same for every scope).
     """
 
     def __init__(self) -> None:
-        self._tg: TaskGroup | None = None
+        self._scope = OwningScope()
+        self._open = False
         self._stages: list[Stage] = []
         self._live = 0
         self._all_done: anyio.Event | None = None
 
     async def __aenter__(self) -> StageGroup:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
+        await self._scope.enter()
+        self._open = True
         return self
 
     async def __aexit__(
@@ -94,25 +112,20 @@ class StageGroup:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        tg.cancel_scope.cancel()
-        try:
-            return await tg.__aexit__(exc_type, exc, tb)
-        except BaseExceptionGroup as group:
-            raise collapse_exception_group(group) from None
+    ) -> bool:
+        self._open = False
+        return await self._scope.exit(exc)
 
     def start(self, stage: Stage) -> Stage:
         """Start ``stage`` as a task of this group and return it."""
-        if self._tg is None:
+        if not self._open:
             raise RuntimeError("StageGroup.start() must be called inside 'async with'")
         if not isinstance(stage, Stage):
             raise TypeError(f"expected a stage, got: {stage!r}")
         stage._claim()
         self._stages.append(stage)
         self._live += 1
-        self._tg.start_soon(self._run_stage, stage, name=f"flowstage:{stage.name}")
+        self._scope.task_group.start_soon(self._run_stage, stage, name=f"flowstage:{stage.name}")
         return stage
 
     async def _run_stage(self, stage: Stage) -> None:
@@ -138,5 +151,4 @@ class StageGroup:
 
     def cancel(self) -> None:
         """Cancel every stage now (the ``async with`` block is cancelled too)."""
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        self._scope.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import anyio
 
 from ._kinds import Producer
+from ._options import DEFAULT_BUFFER_SIZE, DEFAULT_MAILBOX_LIMIT, check_choice
 from ._subscription import INTERNAL_INFO as _INTERNAL_INFO
 
 if TYPE_CHECKING:
@@ -23,8 +25,7 @@ OnCancel = Literal["continue", "stop"]
 
 
 def _check_on_cancel(on_cancel: str) -> None:
-    if on_cancel not in ("continue", "stop"):
-        raise ValueError(f"on_cancel must be 'continue' or 'stop', got: {on_cancel!r}")
+    check_choice("on_cancel", on_cancel, ("continue", "stop"))
 
 
 class IterableProducer(Producer[T]):
@@ -45,11 +46,11 @@ class IterableProducer(Producer[T]):
         *,
         on_cancel: OnCancel = "continue",
         name: str | None = None,
-        buffer_size: int = 10_000,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
         buffer_keep: Literal["first", "last"] = "last",
         dispatcher: Dispatcher[T] | None = None,
         demand: Literal["forward", "accumulate"] = "forward",
-        mailbox_limit: int = 1024,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
         if not isinstance(iterable, Iterable):
             raise TypeError(f"from_iterable expects an iterable, got: {iterable!r}")
@@ -65,6 +66,14 @@ class IterableProducer(Producer[T]):
             demand=demand,
             mailbox_limit=mailbox_limit,
         )
+
+    async def _close_source(self) -> None:
+        """Close a generator that did not end, so that its ``finally`` runs now
+        (other iterators, such as open files, belong to the caller and are left
+        alone)."""
+        self._exhausted = True
+        if inspect.isgenerator(self._iterator):
+            self._iterator.close()
 
     def handle_demand(self, demand: int) -> list[T] | None:
         if self._exhausted:
@@ -108,11 +117,11 @@ class AsyncIterableProducer(Producer[T]):
         *,
         on_cancel: OnCancel = "continue",
         name: str | None = None,
-        buffer_size: int = 10_000,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
         buffer_keep: Literal["first", "last"] = "last",
         dispatcher: Dispatcher[T] | None = None,
         demand: Literal["forward", "accumulate"] = "forward",
-        mailbox_limit: int = 1024,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
         if not isinstance(iterable, AsyncIterable):
             raise TypeError(f"from_async_iterable expects an async iterable, got: {iterable!r}")
@@ -189,14 +198,16 @@ class AsyncIterableProducer(Producer[T]):
             except Exception as exc:
                 # The stage raises it from its own loop, so that it fails like any
                 # callback (its neighbours hear of the failure, not of a shutdown).
-                exc.add_note(self._pull_failure_note())
+                exc.add_note(self.source_failure_note())
                 self._failure = exc
             self._want -= pulled
             if self._exhausted or self._failure is not None:
                 self._notify()
                 return
 
-    def _pull_failure_note(self) -> str:
+    def source_failure_note(self) -> str:
+        """The note added to an exception the async iterable raises (override to
+        say more about the source)."""
         return f"raised while iterating the async iterable of flowstage stage {self.name!r}"
 
     def _notify(self) -> None:

@@ -32,10 +32,15 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar
 import anyio
 
 from ._buffer import Buffer
-from ._checks import check_positive_int
 from ._demand import DemandAccount
-from ._errors import StageExited, is_normal_reason
+from ._errors import StageExited, is_normal_reason, mark_failure
 from ._mailbox import Mailbox
+from ._options import (
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_MAILBOX_LIMIT,
+    check_choice,
+    check_positive_int,
+)
 from ._stats import StageStatistics
 from ._subscription import (
     ASK,
@@ -155,11 +160,11 @@ class Stage:
         *,
         name: str | None = None,
         subscribe_to: Iterable[Any] = (),
-        buffer_size: int = 10_000,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
         buffer_keep: Literal["first", "last"] = "last",
         dispatcher: Dispatcher[Any] | None = None,
         demand: DemandMode = "forward",
-        mailbox_limit: int = 1024,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
         self.name = name or f"{type(self).__name__}@{id(self):x}"
         self._mailbox = Mailbox(check_positive_int("mailbox_limit", mailbox_limit))
@@ -194,10 +199,8 @@ class Stage:
         self._pending_replies: set[Reply] = set()
 
         if self._produces:
-            if buffer_keep not in ("first", "last"):
-                raise ValueError(f"buffer_keep must be 'first' or 'last', got: {buffer_keep!r}")
-            if demand not in ("forward", "accumulate"):
-                raise ValueError(f"demand must be 'forward' or 'accumulate', got: {demand!r}")
+            check_choice("buffer_keep", buffer_keep, ("first", "last"))
+            check_choice("demand", demand, ("forward", "accumulate"))
             self._buffer = Buffer(buffer_size, buffer_keep)
             if dispatcher is None:
                 dispatcher = DemandDispatcher()
@@ -342,8 +345,7 @@ class Stage:
         ``"forward"`` replays them. Use it to let every consumer subscribe before
         events start flowing.
         """
-        if mode not in ("forward", "accumulate"):
-            raise ValueError(f"demand must be 'forward' or 'accumulate', got: {mode!r}")
+        check_choice("demand", mode, ("forward", "accumulate"))
         if self.kind != "producer":
             raise TypeError("set_demand applies to producers only")
         self._mailbox.put_external_nowait((DEMAND_MODE, mode))
@@ -493,12 +495,15 @@ class Stage:
             # "shutdown".
             self._notify_neighbours(exc if isinstance(exc, Exception) else "shutdown")
             self._close()
-            if isinstance(exc, Exception) and not getattr(exc, "_flowstage_noted", False):
-                exc.add_note(f"raised in flowstage stage {self.name!r}")
-                exc._flowstage_noted = True  # type: ignore[attr-defined]
+            if isinstance(exc, Exception):
+                mark_failure(exc)
+                if not getattr(exc, "_flowstage_noted", False):
+                    exc.add_note(f"raised in flowstage stage {self.name!r}")
+                    exc._flowstage_noted = True  # type: ignore[attr-defined]
             raise
         reason = self._stop_reason
         if isinstance(reason, BaseException):
+            mark_failure(reason)
             raise reason
         if not is_normal_reason(reason):
             raise StageExited(self.name, reason)

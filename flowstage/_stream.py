@@ -6,23 +6,20 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-import anyio
-
 from ._demand import DemandAccount
 from ._errors import StageExited, is_normal_reason
 from ._mailbox import Mailbox
-from ._scope import collapse_exception_group
+from ._options import check_choice
+from ._scope import OwningScope
 from ._stage import Stage
 from ._subscription import CANCEL_DOWN, EVENTS, Subscription, validate_subscription
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from anyio.abc import TaskGroup
-
 T = TypeVar("T")
 
-__all__ = ["EventStream", "stream"]
+__all__ = ["EventSink", "EventStream", "stream"]
 
 
 def stream(
@@ -67,8 +64,7 @@ class EventStream(Generic[T]):
         demand: Literal["forward", "accumulate"],
         producers: Iterable[Stage] | None,
     ) -> None:
-        if demand not in ("forward", "accumulate"):
-            raise ValueError(f"demand must be 'forward' or 'accumulate', got: {demand!r}")
+        check_choice("demand", demand, ("forward", "accumulate"))
         self._entries: list[tuple[Stage, Any]] = []
         for entry in subscriptions:
             if isinstance(entry, tuple):
@@ -92,13 +88,11 @@ class EventStream(Generic[T]):
             self._entries.append((producer, options))
         self._demand = demand
         self._producers = list(producers) if producers is not None else None
-        self._tg: TaskGroup | None = None
-        self._iterator: _StreamIterator[T] | None = None
+        self._scope = OwningScope()
+        self._iterator: EventSink[T] | None = None
 
-    async def __aenter__(self) -> _StreamIterator[T]:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
+    async def __aenter__(self) -> EventSink[T]:
+        await self._scope.enter()
         try:
             to_start: list[Stage] = []
             for producer, _ in self._entries:
@@ -108,9 +102,8 @@ class EventStream(Generic[T]):
                 if not stage._started and stage not in to_start:
                     to_start.append(stage)
             for stage in to_start:
-                stage._claim()
-                tg.start_soon(stage._run, name=f"flowstage:{stage.name}")
-            iterator: _StreamIterator[T] = _StreamIterator(self)
+                self._scope.start(stage)
+            iterator: EventSink[T] = EventSink(self)
             for producer, options in self._entries:
                 iterator._subscribe(producer, options)
             for stage in (
@@ -121,8 +114,7 @@ class EventStream(Generic[T]):
             self._iterator = iterator
             return iterator
         except BaseException:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+            await self._scope.exit()
             raise
 
     async def __aexit__(
@@ -133,20 +125,22 @@ class EventStream(Generic[T]):
     ) -> bool | None:
         if self._iterator is not None:
             self._iterator._close()
-        tg = self._tg
-        assert tg is not None
-        tg.cancel_scope.cancel()
-        try:
-            return await tg.__aexit__(exc_type, exc, tb)
-        except BaseExceptionGroup as group:
-            raise collapse_exception_group(group) from None
+        return await self._scope.exit(exc)
 
 
-class _StreamIterator(Generic[T]):
-    """Yields events one by one; :meth:`batches` yields them a chunk at a time."""
+class EventSink(Generic[T]):
+    """A consumer without a task: the iterator of :func:`stream`.
 
-    def __init__(self, owner: EventStream[T]) -> None:
-        self._owner = owner
+    It subscribes to producers and receives their events only while it is awaited
+    (``async for``, :meth:`batches`, :meth:`next_batch`), so whoever iterates it
+    drives its demand: the ask for a chunk is sent when the next chunk is
+    requested, after the previous one was handled, so a slow loop body slows the
+    producers. Executors use it directly (see :mod:`flowstage.lowlevel`) to
+    consume a flow's output inside their own scope.
+    """
+
+    def __init__(self, owner: object = None) -> None:
+        self._owner = self if owner is None else owner
         self._mailbox = Mailbox()
         self._subs: dict[Subscription[Any], None] = {}
         self._chunks: deque[tuple[Subscription[Any], list[T], int]] = deque()
@@ -155,6 +149,30 @@ class _StreamIterator(Generic[T]):
         self._ask_sub: Subscription[Any] | None = None
         self._ask = 0
         self._ended = False
+
+    def subscribe(
+        self,
+        producer: Stage,
+        *,
+        max_demand: int | None = None,
+        min_demand: int | None = None,
+        cancel: str = "permanent",
+        **options: Any,
+    ) -> None:
+        """Subscribe to ``producer`` and ask for ``max_demand`` events at once.
+
+        Options are checked as by :meth:`Stage.subscribe`. A producer that is not
+        running raises :class:`StageExited` (``"noproc"``) unless ``cancel`` is
+        ``"temporary"``.
+        """
+        if not isinstance(producer, Stage) or not producer._produces:
+            raise TypeError(
+                f"can only subscribe to a producer or producer_consumer, got: {producer!r}"
+            )
+        opts = validate_subscription(max_demand, min_demand, cancel, options)
+        assert producer._dispatcher is not None
+        producer._dispatcher.validate_subscribe(opts.extra)
+        self._subscribe(producer, opts)
 
     def _subscribe(self, producer: Stage, options: Any) -> None:
         sub: Subscription[Any] = Subscription(
@@ -169,6 +187,10 @@ class _StreamIterator(Generic[T]):
         sub.connect()
         sub._ask(options.max_demand)
 
+    def close(self) -> None:
+        """Cancel every subscription; the iteration ends."""
+        self._close()
+
     def _close(self) -> None:
         if self._ended and not self._subs:
             self._mailbox.close()
@@ -179,7 +201,7 @@ class _StreamIterator(Generic[T]):
         self._subs.clear()
         self._mailbox.close()
 
-    def __aiter__(self) -> _StreamIterator[T]:
+    def __aiter__(self) -> EventSink[T]:
         return self
 
     async def __anext__(self) -> T:
@@ -202,6 +224,18 @@ class _StreamIterator(Generic[T]):
         while await self._next_chunk():
             self._index = len(self._chunk)
             yield self._chunk
+
+    async def next_batch(self) -> list[T] | None:
+        """The next chunk of events (what is left of the current one first), or
+        ``None`` once every subscription has ended."""
+        if self._index < len(self._chunk):
+            rest = self._chunk[self._index :]
+            self._index = len(self._chunk)
+            return rest
+        if not await self._next_chunk():
+            return None
+        self._index = len(self._chunk)
+        return self._chunk
 
     async def _next_chunk(self) -> bool:
         """Load the next non-empty chunk, sending the finished chunk's ask first."""

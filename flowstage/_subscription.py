@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from ._demand import DemandAccount, validate_demand
+from ._options import check_choice, validate_demand
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._demand import DemandAccount
     from ._mailbox import Mailbox
 
 T = TypeVar("T")
@@ -59,10 +60,7 @@ def validate_subscription(
 ) -> SubscriptionOptions:
     """Apply defaults and check options, raising ``ValueError``/``TypeError``."""
     mx, mn = validate_demand(max_demand, min_demand)
-    if cancel not in CANCEL_MODES:
-        raise ValueError(
-            f"cancel must be one of 'permanent', 'transient', 'temporary', got: {cancel!r}"
-        )
+    check_choice("cancel", cancel, CANCEL_MODES)
     return SubscriptionOptions(mx, mn, cancel, extra)  # type: ignore[arg-type]
 
 

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from flowstage._demand import DemandAccount, validate_demand
+from flowstage._demand import DemandAccount
+from flowstage._options import validate_demand
 
 
 def run_counter(

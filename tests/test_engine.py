@@ -412,7 +412,7 @@ async def test_mailbox_limit_for_external_messages() -> None:
 
 
 async def test_bad_options() -> None:
-    with pytest.raises(ValueError, match="on_cancel must be 'continue' or 'stop'"):
+    with pytest.raises(ValueError, match="on_cancel must be one of 'continue', 'stop', got: "):
         flowstage.from_iterable([1], on_cancel="never")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expects an iterable"):
         flowstage.from_iterable(3)  # type: ignore[arg-type]

@@ -565,7 +565,7 @@ async def test_gs33_bad_stage_options() -> None:
         Counter(unknown="value")
     with pytest.raises(ValueError, match="buffer_keep"):
         Counter(buffer_keep="middle")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="demand must be 'forward' or 'accumulate'"):
+    with pytest.raises(ValueError, match="demand must be one of 'forward', 'accumulate', got: "):
         Counter(demand="later")  # type: ignore[arg-type]
     p = Counter()
     async with StageGroup() as g:

@@ -19,55 +19,62 @@ callbacks take the accumulator first: ``f(acc, event)``.
 
 from __future__ import annotations
 
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Sequence,
-)
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
-from ._plan import (
-    JOIN_MODES,
-    AsyncIterableSource,
-    DepartitionInput,
-    DepartitionTag,
-    Emit,
-    FlowsInput,
-    IterableSource,
-    JoinInput,
-    KeySpec,
-    LayerOps,
-    MapBatch,
-    Mapper,
-    OnTrigger,
-    Operation,
-    ProducerSpec,
-    Reduce,
-    StagesSource,
-    TakeSortTag,
-    ThroughInput,
-    Uniq,
-    compile_flow,
-)
-from ._validate import (
+from .._options import (
     arity,
     check_callable,
+    check_choice,
     check_initial,
-    demand_options,
+    check_positive_int,
+    default_stages,
+    invalid,
     is_async_callable,
-    positive_int,
-    stages_option,
+    validate_demand,
 )
-from ._window import Window
+from ..executors import Executor, FlowIterator, RunningFlow, resolve
+from ..plan import (
+    JOIN_MODES,
+    DepartitionTag,
+    Emit,
+    GroupBy,
+    MapBatch,
+    Mapper,
+    MergeSorted,
+    OnTrigger,
+    Operation,
+    Plan,
+    Reduce,
+    TakeSortTag,
+    Uniq,
+    Window,
+    identity,
+)
+from ._compile import (
+    CompiledFlow,
+    DepartitionInput,
+    FlowsInput,
+    FlowSpec,
+    JoinInput,
+    KeySpec,
+    LayerOptions,
+    SourceInput,
+    ThroughInput,
+    compile_flow,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import (
+        AsyncIterable,
+        AsyncIterator,
+        Callable,
+        Iterable,
+        Sequence,
+    )
     from contextlib import AbstractAsyncContextManager
 
-    from ._plan import JoinMode
+    from ..plan import JoinMode, Sink
 
 __all__ = ["Flow"]
 
@@ -91,20 +98,16 @@ def _needs_reduce(what: str) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class LayerOptions:
-    """Validated options of the layer a flow's operations run in."""
-
-    stages: int
-    max_demand: int
-    min_demand: int
-
-
 def _options(
     what: str, stages: object, max_demand: object, min_demand: object, *, one: bool = False
 ) -> LayerOptions:
-    n = 1 if one else stages_option(stages, what)
-    mx, mn = demand_options(max_demand, min_demand, what)
+    if one:
+        n = 1
+    elif stages is None:
+        n = default_stages()
+    else:
+        n = check_positive_int("stages", stages, what)
+    mx, mn = validate_demand(max_demand, min_demand, what)
     return LayerOptions(n, mx, mn)
 
 
@@ -112,7 +115,7 @@ def _window(what: str, window: object) -> Window:
     if window is None:
         return Window()
     if not isinstance(window, Window):
-        raise TypeError(f"{what}: window expected a Window (see flowstage.Window), got: {window!r}")
+        raise TypeError(invalid("window", "a Window (see flowstage.Window)", window, what))
     return window
 
 
@@ -133,29 +136,68 @@ def _key_spec(key: object) -> KeySpec:
         if tag == "key":
             return ("key", val)
     raise ValueError(
-        "partition: key expected a callable, ('elem', index) with index >= 0 "
-        f"or ('key', key), got: {key!r}"
+        invalid(
+            "key",
+            "a callable, ('elem', index) with index >= 0 or ('key', key)",
+            key,
+            "Flow.partition",
+        )
     )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+def _callback(what: str, option: str, fn: object, args: int) -> Callable[..., Any]:
+    """``fn`` checked to be callable with ``args`` positional arguments (when its
+    signature can be read)."""
+    f = check_callable(option, fn, what)
+    arity(f, (args,), option, what)
+    return f
+
+
 class Flow(Generic[T]):
     """An immutable description of a parallel flow of events of type ``T``.
 
     Build one with ``Flow.from_iterable`` and friends; do not call the
-    constructor. See the module docstring for the layer model.
+    constructor. See the module docstring for the layer model. Nothing runs until
+    the flow is consumed; every way of consuming it takes ``executor=`` (the local
+    executor by default, see :mod:`flowstage.executors`).
     """
 
-    _producers: ProducerSpec
-    _ops: tuple[Operation, ...] = ()
-    _window: Window = field(default_factory=Window)
-    _options: LayerOptions = field(default_factory=lambda: LayerOptions(1, 1000, 500))
+    __slots__ = ("spec",)
+
+    #: What the flow says, as records (see :class:`~flowstage.flow.FlowSpec`).
+    spec: FlowSpec
+
+    def __init__(self, spec: FlowSpec) -> None:
+        object.__setattr__(self, "spec", spec)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Flow objects are immutable; builder methods return new flows")
 
     def __repr__(self) -> str:
-        ops = ", ".join(type(o).__name__ for o in self._ops)
-        return f"<Flow {type(self._producers).__name__} stages={self._options.stages} [{ops}]>"
+        spec = self.spec
+        ops = ", ".join(type(o).__name__ for o in spec.ops)
+        return f"<Flow {type(spec.producers).__name__} stages={spec.options.stages} [{ops}]>"
 
     # -- sources -------------------------------------------------------------------
+
+    @staticmethod
+    def _source(
+        what: str,
+        kind: Literal["iterable", "async iterable", "stage"],
+        items: list[Any],
+        stages: object,
+        max_demand: object,
+        min_demand: object,
+        window: object,
+    ) -> Flow[Any]:
+        return Flow(
+            FlowSpec(
+                SourceInput(kind, tuple(items), what.removeprefix("Flow.")),
+                (),
+                _window(what, window),
+                _options(what, stages, max_demand, min_demand),
+            )
+        )
 
     @staticmethod
     def from_iterable(
@@ -167,10 +209,11 @@ class Flow(Generic[T]):
         window: Window | None = None,
     ) -> Flow[U]:
         """A flow over one iterable (one producer), then a layer of ``stages``."""
-        _not_a_flow("Flow.from_iterable", iterable)
-        return Flow.from_iterables(
-            [iterable], stages=stages, max_demand=max_demand, min_demand=min_demand, window=window
-        )
+        what = "Flow.from_iterable"
+        _not_a_flow(what, iterable)
+        if not hasattr(iterable, "__iter__"):
+            raise TypeError(invalid("iterable", "an iterable", iterable, what))
+        return Flow._source(what, "iterable", [iterable], stages, max_demand, min_demand, window)
 
     @staticmethod
     def from_iterables(
@@ -183,17 +226,13 @@ class Flow(Generic[T]):
     ) -> Flow[U]:
         """A flow over several iterables: one producer per iterable, each stage of
         the layer subscribed to all of them."""
-        items = _nonempty_list("Flow.from_iterables", iterables)
+        what = "Flow.from_iterables"
+        items = _nonempty_list(what, "iterables", iterables)
         for it in items:
-            _not_a_flow("Flow.from_iterables", it)
+            _not_a_flow(what, it)
             if not hasattr(it, "__iter__"):
-                raise TypeError(f"Flow.from_iterables expected iterables, got: {it!r}")
-        return Flow(
-            IterableSource(tuple(items)),
-            (),
-            _window("Flow.from_iterables", window),
-            _options("Flow.from_iterables", stages, max_demand, min_demand),
-        )
+                raise TypeError(invalid("iterables", "a list of iterables", it, what))
+        return Flow._source(what, "iterable", items, stages, max_demand, min_demand, window)
 
     @staticmethod
     def from_async_iterable(
@@ -205,9 +244,15 @@ class Flow(Generic[T]):
         window: Window | None = None,
     ) -> Flow[U]:
         """A flow over one async iterable."""
-        _not_a_flow("Flow.from_async_iterable", iterable)
-        return Flow.from_async_iterables(
-            [iterable], stages=stages, max_demand=max_demand, min_demand=min_demand, window=window
+        what = "Flow.from_async_iterable"
+        _not_a_flow(what, iterable)
+        if not hasattr(iterable, "__aiter__"):
+            raise TypeError(
+                invalid("iterable", "an async iterable", iterable, what)
+                + " (use Flow.from_iterable for plain iterables)"
+            )
+        return Flow._source(
+            what, "async iterable", [iterable], stages, max_demand, min_demand, window
         )
 
     @staticmethod
@@ -220,20 +265,16 @@ class Flow(Generic[T]):
         window: Window | None = None,
     ) -> Flow[U]:
         """A flow over several async iterables, one producer each."""
-        items = _nonempty_list("Flow.from_async_iterables", iterables)
+        what = "Flow.from_async_iterables"
+        items = _nonempty_list(what, "iterables", iterables)
         for it in items:
-            _not_a_flow("Flow.from_async_iterables", it)
+            _not_a_flow(what, it)
             if not hasattr(it, "__aiter__"):
                 raise TypeError(
-                    f"Flow.from_async_iterables expected async iterables, got: {it!r} "
-                    "(use Flow.from_iterables for plain iterables)"
+                    invalid("iterables", "a list of async iterables", it, what)
+                    + " (use Flow.from_iterables for plain iterables)"
                 )
-        return Flow(
-            AsyncIterableSource(tuple(items)),
-            (),
-            _window("Flow.from_async_iterables", window),
-            _options("Flow.from_async_iterables", stages, max_demand, min_demand),
-        )
+        return Flow._source(what, "async iterable", items, stages, max_demand, min_demand, window)
 
     @staticmethod
     def from_stages(
@@ -246,13 +287,9 @@ class Flow(Generic[T]):
     ) -> Flow[Any]:
         """A flow over already running producers of the stage engine. The flow's
         input ends when they all finish normally."""
-        items = _nonempty_list("Flow.from_stages", producers)
-        return Flow(
-            StagesSource(tuple(items)),
-            (),
-            _window("Flow.from_stages", window),
-            _options("Flow.from_stages", stages, max_demand, min_demand),
-        )
+        what = "Flow.from_stages"
+        items = _nonempty_list(what, "producers", producers)
+        return Flow._source(what, "stage", items, stages, max_demand, min_demand, window)
 
     @staticmethod
     def merge(
@@ -268,12 +305,15 @@ class Flow(Generic[T]):
         A merge without operations of its own is compiled away, so
         ``Flow.merge([f1, f2]).partition(...)`` partitions both flows into one
         layer."""
-        fl = _flows("Flow.merge", flows)
+        what = "Flow.merge"
+        fl = _flows(what, flows)
         return Flow(
-            FlowsInput(fl, "demand"),
-            (),
-            _window("Flow.merge", window),
-            _options("Flow.merge", stages, max_demand, min_demand),
+            FlowSpec(
+                FlowsInput(fl, "demand", "merge"),
+                (),
+                _window(what, window),
+                _options(what, stages, max_demand, min_demand),
+            )
         )
 
     def partition(
@@ -295,16 +335,24 @@ class Flow(Generic[T]):
         default hash (``flowstage.partition_of``) is stable across processes.
         With ``stages=1`` demand dispatch is used and ``key``/``hash`` are ignored.
         """
+        what = "Flow.partition"
         if hash is not None and not callable(hash):
             raise TypeError(
-                "partition: hash expected a function that receives an event and returns "
-                f"a tuple with the event and its partition, got: {hash!r}"
+                invalid(
+                    "hash",
+                    "a function that receives an event and returns a tuple with the "
+                    "event and its partition",
+                    hash,
+                    what,
+                )
             )
         return Flow(
-            FlowsInput((self,), "partition", _key_spec(key), hash),
-            (),
-            _window("partition", window),
-            _options("partition", stages, max_demand, min_demand),
+            FlowSpec(
+                FlowsInput((self,), "partition", "partition", _key_spec(key), hash),
+                (),
+                _window(what, window),
+                _options(what, stages, max_demand, min_demand),
+            )
         )
 
     def shuffle(
@@ -316,11 +364,14 @@ class Flow(Generic[T]):
         min_demand: int | None = None,
     ) -> Flow[T]:
         """A new layer fed by demand (redistributes; does not actively shuffle)."""
+        what = "Flow.shuffle"
         return Flow(
-            FlowsInput((self,), "demand"),
-            (),
-            _window("shuffle", window),
-            _options("shuffle", stages, max_demand, min_demand),
+            FlowSpec(
+                FlowsInput((self,), "demand", "shuffle"),
+                (),
+                _window(what, window),
+                _options(what, stages, max_demand, min_demand),
+            )
         )
 
     def through_stages(
@@ -335,27 +386,30 @@ class Flow(Generic[T]):
         """Pass this flow's output through running producer-consumers; a new layer
         consumes from them. They must stop themselves when their producers finish
         (recommended for unbounded flows only)."""
-        items = _nonempty_list("through_stages", producer_consumers)
+        what = "Flow.through_stages"
+        items = _nonempty_list(what, "producer_consumers", producer_consumers)
         return Flow(
-            ThroughInput(self, tuple(items)),
-            (),
-            _window("through_stages", window),
-            _options("through_stages", stages, max_demand, min_demand),
+            FlowSpec(
+                ThroughInput(self, tuple(items)),
+                (),
+                _window(what, window),
+                _options(what, stages, max_demand, min_demand),
+            )
         )
 
     # -- per-event operations ----------------------------------------------------------
 
     def _has_reduce(self) -> bool:
-        return any(isinstance(o, Reduce) for o in self._ops)
+        return any(isinstance(o, Reduce | GroupBy) for o in self.spec.ops)
 
     def _has_on_trigger(self) -> bool:
-        return any(isinstance(o, OnTrigger | Emit) for o in self._ops)
+        return any(isinstance(o, OnTrigger | Emit) for o in self.spec.ops)
 
     def _add(self, op: Operation) -> Flow[Any]:
-        return replace(self, _ops=(*self._ops, op))
+        return Flow(replace(self.spec, ops=(*self.spec.ops, op)))
 
     def _mapper(self, kind: Any, fn: object) -> Flow[Any]:
-        f = check_callable(kind, fn)
+        f = _callback(f"Flow.{kind}", "fn", fn, 1)
         if self._has_reduce():
             raise ValueError(
                 f"{kind} cannot be called after group_by/reduce/emit_and_reduce operation "
@@ -387,8 +441,8 @@ class Flow(Generic[T]):
     def map_batch(self, fn: Callable[[list[T]], list[U]]) -> Flow[U]:
         """Apply ``fn`` to each raw batch a stage receives (it returns a list).
         Must come first in the layer, before windows see the events."""
-        f = check_callable("map_batch", fn)
-        if any(not isinstance(o, MapBatch) for o in self._ops):
+        f = _callback("Flow.map_batch", "fn", fn, 1)
+        if any(not isinstance(o, MapBatch) for o in self.spec.ops):
             raise ValueError(
                 "map_batch can only be called at the beginning of the stage/partition, "
                 "before any map or reduce operation (call partition() or shuffle() "
@@ -404,7 +458,7 @@ class Flow(Generic[T]):
 
     def uniq_by(self, key: Callable[[T], Any]) -> Flow[T]:
         """Like :meth:`uniq`, comparing ``key(event)``."""
-        return self._uniq(check_callable("uniq_by", key))
+        return self._uniq(_callback("Flow.uniq_by", "key", key, 1))
 
     def _uniq(self, key: Callable[[Any], Any] | None) -> Flow[Any]:
         if self._has_reduce():
@@ -417,8 +471,9 @@ class Flow(Generic[T]):
     # -- reducing and emitting ---------------------------------------------------------
 
     def _reducer(self, what: str, initial: object, fn: object, emits: bool) -> Flow[Any]:
-        f = check_callable(what, fn)
-        init = check_initial(what, initial)
+        call = f"Flow.{what}"
+        init = check_initial(initial, call)
+        f = _callback(call, "fn", fn, 2)
         if self._has_reduce():
             raise ValueError(_REDUCE_AGAIN)
         return self._add(Reduce(init, f, emits))
@@ -440,62 +495,32 @@ class Flow(Generic[T]):
         self, key: Callable[[T], K], value: Callable[[T], V] | None = None
     ) -> Flow[tuple[K, list[V]]]:
         """Reduce into ``{key(e): [value(e), ...]}`` (values in arrival order)."""
-        kf = check_callable("group_by key", key)
-        vf = check_callable("group_by value", value) if value is not None else None
-        if is_async_callable(kf) or (vf is not None and is_async_callable(vf)):
-
-            async def agroup(acc: dict[Any, list[Any]], e: Any) -> dict[Any, list[Any]]:
-                k = kf(e)
-                if isinstance(k, Awaitable):
-                    k = await k
-                v = e if vf is None else vf(e)
-                if isinstance(v, Awaitable):
-                    v = await v
-                acc.setdefault(k, []).append(v)
-                return acc
-
-            return self._reducer("group_by", dict, agroup, False)
-
-        if vf is None:
-
-            def group(acc: dict[Any, list[Any]], e: Any) -> dict[Any, list[Any]]:
-                acc.setdefault(kf(e), []).append(e)
-                return acc
-
-        else:
-            vfn = vf
-
-            def group(acc: dict[Any, list[Any]], e: Any) -> dict[Any, list[Any]]:
-                acc.setdefault(kf(e), []).append(vfn(e))
-                return acc
-
-        return self._reducer("group_by", dict, group, False)
+        kf = _callback("Flow.group_by", "key", key, 1)
+        vf = _callback("Flow.group_by", "value", value, 1) if value is not None else None
+        if self._has_reduce():
+            raise ValueError(_REDUCE_AGAIN)
+        return self._add(GroupBy(kf, vf))
 
     def group_by_key(self) -> Flow[Any]:
         """For ``(key, value)`` events: ``{key: [values, ...]}``."""
-
-        def group(acc: dict[Any, list[Any]], e: Any) -> dict[Any, list[Any]]:
-            k, v = e
-            acc.setdefault(k, []).append(v)
-            return acc
-
-        return self._reducer("group_by_key", dict, group, False)
+        if self._has_reduce():
+            raise ValueError(_REDUCE_AGAIN)
+        return self._add(GroupBy())
 
     def on_trigger(self, fn: Callable[..., tuple[Iterable[Any], Any]]) -> Flow[Any]:
         """At each trigger call ``fn(acc[, partition[, trigger]])`` which returns
         ``(events, new_acc)``; ``partition = (index, total)`` and
         ``trigger = (window_type, window_id, name)``. ``new_acc`` is kept for
         intermediate triggers and discarded when the window ends."""
-        f = check_callable("on_trigger", fn)
-        n = arity(f, (1, 2, 3), "on_trigger")
+        f = check_callable("fn", fn, "Flow.on_trigger")
+        n = arity(f, (1, 2, 3), "fn", "Flow.on_trigger")
         self._check_emit("on_trigger")
         return self._add(OnTrigger(f, n))
 
     def emit(self, what: Literal["events", "state", "nothing"]) -> Flow[Any]:
         """``"events"`` (the default emission), ``"state"`` (emit ``[acc]`` at each
         trigger) or ``"nothing"``."""
-        if what not in ("events", "state", "nothing"):
-            raise ValueError(f"emit expected 'events', 'state' or 'nothing', got: {what!r}")
+        check_choice("what", what, ("events", "state", "nothing"), "Flow.emit")
         self._check_emit("emit")
         if what == "events":
             return self
@@ -526,19 +551,22 @@ class Flow(Generic[T]):
         window, ``done(acc)`` (or ``done(acc, window_id)``) is emitted; a ``done``
         whose signature cannot be read (a builtin such as ``dict``) gets ``acc`` only.
         """
-        init = check_initial("departition", initial)
-        m = check_callable("departition merge", merge)
-        d = check_callable("departition done", done)
+        what = "Flow.departition"
+        init = check_initial(initial, what)
+        m = _callback(what, "merge", merge, 2)
+        d = check_callable("done", done, what)
         # A builtin used as done (dict, set, frozenset, max) is a one-argument
         # converter; its signature usually cannot be read.
-        n = arity(d, (1, 2), "departition done", unreadable=1)
+        n = arity(d, (1, 2), "done", what, unreadable=1)
         if not self._has_reduce():
             raise ValueError(_needs_reduce("departition"))
         return Flow(
-            DepartitionInput(self, init, m, d, n, DepartitionTag()),
-            (),
-            _window("departition", window),
-            _options("departition", None, max_demand, min_demand, one=True),
+            FlowSpec(
+                DepartitionInput(self, init, m, d, n, DepartitionTag(), "departition"),
+                (),
+                _window(what, window),
+                _options(what, None, max_demand, min_demand, one=True),
+            )
         )
 
     def take_sort(
@@ -554,23 +582,27 @@ class Flow(Generic[T]):
         """The first ``n`` emitted events in sorted order (``key``/``reverse`` as in
         :func:`sorted`): each partition sorts its output at each trigger, then one
         stage merges them. Emits one list per window."""
-        n = positive_int("take_sort n", n)
+        what = "Flow.take_sort"
+        n = check_positive_int("n", n, what)
         if key is not None:
-            check_callable("take_sort key", key)
+            _callback(what, "key", key, 1)
         if not self._has_reduce():
             raise ValueError(_needs_reduce("take_sort"))
         return Flow(
-            DepartitionInput(
-                self,
-                list,
-                _merge_sorted(n, key, reverse),
-                _identity,
-                1,
-                TakeSortTag(n, key, reverse),
-            ),
-            (),
-            _window("take_sort", window),
-            _options("take_sort", None, max_demand, min_demand, one=True),
+            FlowSpec(
+                DepartitionInput(
+                    self,
+                    list,
+                    MergeSorted(n, key, reverse),
+                    identity,
+                    1,
+                    TakeSortTag(n, key, reverse),
+                    "take_sort",
+                ),
+                (),
+                _window(what, window),
+                _options(what, None, max_demand, min_demand, one=True),
+            )
         )
 
     # -- joins ---------------------------------------------------------------------------
@@ -595,7 +627,8 @@ class Flow(Generic[T]):
         modes also emit ``join(l, None)`` / ``join(None, r)`` for unmatched keys.
         ``mode``: ``"inner"``, ``"left_outer"``, ``"right_outer"``, ``"full_outer"``.
         """
-        return Flow.window_join(
+        return Flow._join(
+            "Flow.bounded_join",
             mode,
             left,
             right,
@@ -603,9 +636,9 @@ class Flow(Generic[T]):
             left_key,
             right_key,
             join,
-            stages=stages,
-            max_demand=max_demand,
-            min_demand=min_demand,
+            stages,
+            max_demand,
+            min_demand,
         )
 
     @staticmethod
@@ -624,46 +657,98 @@ class Flow(Generic[T]):
     ) -> Flow[Any]:
         """:meth:`bounded_join` with a window; join state is per window. A fixed
         window's ``by`` sees each side's original events."""
-        if mode not in JOIN_MODES:
-            raise ValueError(
-                "join mode expected 'inner', 'left_outer', 'right_outer' or "
-                f"'full_outer', got: {mode!r}"
-            )
-        for side in (left, right):
+        return Flow._join(
+            "Flow.window_join",
+            mode,
+            left,
+            right,
+            window,
+            left_key,
+            right_key,
+            join,
+            stages,
+            max_demand,
+            min_demand,
+        )
+
+    @staticmethod
+    def _join(
+        what: str,
+        mode: str,
+        left: object,
+        right: object,
+        window: object,
+        left_key: object,
+        right_key: object,
+        join: object,
+        stages: object,
+        max_demand: object,
+        min_demand: object,
+    ) -> Flow[Any]:
+        check_choice("mode", mode, JOIN_MODES, what)
+        for name, side in (("left", left), ("right", right)):
             if not isinstance(side, Flow):
-                raise TypeError(f"join expected flows as left and right, got: {side!r}")
-        lk = check_callable("join left_key", left_key)
-        rk = check_callable("join right_key", right_key)
-        j = check_callable("join", join)
-        for f in (lk, rk):
+                raise TypeError(invalid(name, "a Flow", side, what))
+        lk = _callback(what, "left_key", left_key, 1)
+        rk = _callback(what, "right_key", right_key, 1)
+        j = _callback(what, "join", join, 2)
+        for name, f in (("left_key", lk), ("right_key", rk)):
             if is_async_callable(f):
-                raise TypeError("join keys must be plain functions (they run in the dispatcher)")
+                raise TypeError(
+                    invalid(name, "a plain function (it runs in the dispatcher)", f, what)
+                )
+        assert isinstance(left, Flow)
+        assert isinstance(right, Flow)
         return Flow(
-            JoinInput(cast("JoinMode", mode), left, right, lk, rk, j),
-            (),
-            _window("window_join", window),
-            _options("join", stages, max_demand, min_demand),
+            FlowSpec(
+                JoinInput(cast("JoinMode", mode), left, right, lk, rk, j),
+                (),
+                _window(what, window),
+                _options(what, stages, max_demand, min_demand),
+            )
         )
 
     # -- compilation and running ----------------------------------------------------------
 
-    def _layer_ops(self) -> LayerOps:
-        batch = tuple(o for o in self._ops if isinstance(o, MapBatch))
-        mappers = tuple(o for o in self._ops if isinstance(o, Mapper | Uniq))
-        reducer = next((o for o in self._ops if isinstance(o, Reduce)), None)
-        trig = next((o for o in self._ops if isinstance(o, OnTrigger | Emit)), None)
-        return LayerOps(batch, mappers, reducer, trig)
+    def compile(self, *, sink: Sink = "stream", consumers: Sequence[object] = ()) -> CompiledFlow:
+        """The plan of this flow and the bindings of the live objects it uses.
 
-    def stream(self) -> AbstractAsyncContextManager[AsyncIterator[T]]:
-        """Run the flow; ``async with flow.stream() as events: async for e in events``.
+        ``sink`` says how the output is consumed: ``"stream"`` (iterated),
+        ``"run"`` (discarded) or ``"into_stages"`` (``consumers``).
+        """
+        return compile_flow(self, sink=sink, consumers=tuple(consumers))
+
+    def plan(self, *, sink: Sink = "stream") -> Plan:
+        """The :class:`~flowstage.plan.Plan` of this flow: plain, versioned data
+        that any executor can run (see :mod:`flowstage.plan`)."""
+        return self.compile(sink=sink).plan
+
+    def stream(
+        self, *, executor: Executor | str | None = None
+    ) -> AbstractAsyncContextManager[FlowIterator[T]]:
+        """Run the flow; ``async with flow.stream() as events: async for e in events``
+        (``events.batches()`` yields lists).
 
         Leaving the block stops the flow."""
-        from . import _executor  # type: ignore[attr-defined, unused-ignore]
-
+        compiled = self.compile()
         return cast(
-            "AbstractAsyncContextManager[AsyncIterator[T]]",
-            _executor.open_stream(compile_flow(self)),
+            "AbstractAsyncContextManager[FlowIterator[T]]",
+            resolve(executor).open_stream(compiled.plan, compiled.bindings),
         )
+
+    def iterate(self, *, executor: Executor | str | None = None) -> AsyncIterator[T]:
+        """An async iterator over the flow's output that runs the flow only while
+        it is iterated: ``async for e in flow.iterate(executor=...)``.
+
+        ``async for e in flow`` is ``flow.iterate()`` on the local executor. The
+        flow runs in slices inside each ``__anext__``; no task exists between two
+        events handed out, so leaving the loop at any point (``break``,
+        ``return``, an exception) leaves nothing running. Use ``async with
+        flow.stream()`` when the flow should keep running while the loop body
+        awaits other things.
+        """
+        compiled = self.compile()
+        return cast("AsyncIterator[T]", resolve(executor).iterate(compiled.plan, compiled.bindings))
 
     def __aiter__(self) -> AsyncIterator[T]:
         """Iterate over the flow's output: ``async for e in flow``.
@@ -679,53 +764,48 @@ class Flow(Generic[T]):
         yields every second arrives after about a second, and a source that waits
         for the loop body itself never arrives (use ``stream()`` for those).
         """
-        from ._exec_sliced import iterate
+        return self.iterate()
 
-        return cast("AsyncIterator[T]", iterate(compile_flow(self)))
-
-    async def to_list(self) -> list[T]:
+    async def to_list(self, *, executor: Executor | str | None = None) -> list[T]:
         """Run the flow and collect its output (in no particular order across
         stages)."""
         out: list[T] = []
-        async with self.stream() as events:
-            async for batch in events.batches():  # type: ignore[attr-defined]
+        async with self.stream(executor=executor) as events:
+            async for batch in events.batches():
                 out.extend(batch)
         return out
 
-    async def run(self) -> None:
+    async def run(self, *, executor: Executor | str | None = None) -> None:
         """Run the flow for its side effects; the final layer emits nothing."""
-        from . import _executor  # type: ignore[attr-defined, unused-ignore]
-
-        async with _executor.open_stream(compile_flow(self, sink="run")) as events:
-            async for _ in events.batches():  # type: ignore[attr-defined]
+        compiled = self.compile(sink="run")
+        async with resolve(executor).open_stream(compiled.plan, compiled.bindings) as events:
+            async for _ in events.batches():
                 pass
 
-    def start(self) -> AbstractAsyncContextManager[Any]:
+    def start(
+        self, *, executor: Executor | str | None = None
+    ) -> AbstractAsyncContextManager[RunningFlow]:
         """Start the flow in the background (final layer emits nothing):
         ``async with flow.start() as running`` (``running.trigger(name)``,
         ``running.stop()``, ``await running.wait()``)."""
-        from . import _executor  # type: ignore[attr-defined, unused-ignore]
+        compiled = self.compile(sink="run")
+        return resolve(executor).start(compiled.plan, compiled.bindings)
 
-        return cast(
-            "AbstractAsyncContextManager[Any]",
-            _executor.start_flow(compile_flow(self, sink="run")),
-        )
-
-    def into_stages(self, consumers: Sequence[object]) -> AbstractAsyncContextManager[Any]:
+    def into_stages(
+        self, consumers: Sequence[object], *, executor: Executor | str | None = None
+    ) -> AbstractAsyncContextManager[RunningFlow]:
         """Start the flow with its output subscribed to running ``consumers``
         (transient subscriptions; the consumers are not owned by the flow)."""
-        items = _nonempty_list("into_stages", consumers)
-        from . import _executor  # type: ignore[attr-defined, unused-ignore]
-
-        plan = compile_flow(self, sink="into_stages", consumers=tuple(items))
-        return cast("AbstractAsyncContextManager[Any]", _executor.start_flow(plan))
+        items = _nonempty_list("Flow.into_stages", "consumers", consumers)
+        compiled = self.compile(sink="into_stages", consumers=items)
+        return resolve(executor).start(compiled.plan, compiled.bindings)
 
 
-def _nonempty_list(what: str, items: object) -> list[Any]:
+def _nonempty_list(what: str, option: str, items: object) -> list[Any]:
     if isinstance(items, Flow):
         _not_a_flow(what, items)
     if not isinstance(items, list | tuple) or not items:
-        raise ValueError(f"{what} expects a non-empty list as argument, got: {items!r}")
+        raise ValueError(invalid(option, "a non-empty list", items, what))
     return list(items)
 
 
@@ -734,22 +814,4 @@ def _flows(what: str, flows: object) -> tuple[Flow[Any], ...]:
         return (flows,)
     if isinstance(flows, list | tuple) and flows and all(isinstance(f, Flow) for f in flows):
         return tuple(flows)
-    raise ValueError(
-        f"{what} expected a flow or a non-empty list of flows as first argument, got: {flows!r}"
-    )
-
-
-def _identity(x: Any) -> Any:
-    return x
-
-
-def _merge_sorted(
-    n: int, key: Callable[[Any], Any] | None, reverse: bool
-) -> Callable[[list[Any], list[Any]], list[Any]]:
-    import heapq
-    import itertools
-
-    def merge(acc: list[Any], other: list[Any]) -> list[Any]:
-        return list(itertools.islice(heapq.merge(acc, other, key=key, reverse=reverse), n))
-
-    return merge
+    raise ValueError(invalid("flows", "a flow or a non-empty list of flows", flows, what))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowstage.flow import Flow, Window, compile_flow, make_program
-from flowstage.flow._program import StageProgram
+from flowstage.flow import Flow, Window
+from flowstage.program import StageProgram, make_program
 
 
 def program(flow: Flow[Any], index: int = 0, total: int = 1, layer: int = -1) -> StageProgram:
-    plan = compile_flow(flow)
+    plan = flow.plan()
     prog = make_program(plan.layers[layer], index, total)
     prog.start(0.0)
     return prog

@@ -1,27 +1,40 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from flowstage.flow import (
+from flowstage.flow import CompiledFlow, Flow, Window
+from flowstage.plan import (
     AsyncIterableSource,
-    Flow,
     IterableSource,
     LayerInput,
+    Mapper,
+    Plan,
+    Reduce,
     StagesSource,
     ThroughStagesSource,
-    Window,
-    compile_flow,
+    Uniq,
 )
-from flowstage.flow._plan import Mapper, Reduce, Uniq
+
+
+def compiled(flow: Flow[Any], **kw: Any) -> CompiledFlow:
+    return flow.compile(**kw)
+
+
+def compile_flow(flow: Flow[Any], **kw: Any) -> Plan:
+    return flow.compile(**kw).plan
 
 
 def test_source_with_ops_is_one_fused_layer() -> None:
     f = Flow.from_iterables([[1], [2]], stages=3).map(str).filter(bool).flat_map(list)
-    plan = compile_flow(f)
+    plan, bindings = compiled(f)
     (layer,) = plan.layers
     assert layer.stages == 3
     assert (layer.max_demand, layer.min_demand) == (1000, 500)
-    assert layer.inputs[0].source == IterableSource(([1], [2]))
+    src = layer.inputs[0].source
+    assert isinstance(src, IterableSource)
+    assert [bindings.resolve(ref) for ref in src.iterables] == [[1], [2]]
     assert layer.inputs[0].dispatch.kind == "demand"
     assert [m.kind for m in layer.ops.mappers if isinstance(m, Mapper)] == [
         "map",
@@ -33,9 +46,11 @@ def test_source_with_ops_is_one_fused_layer() -> None:
 
 
 def test_source_without_ops_is_the_output() -> None:
-    plan = compile_flow(Flow.from_iterable([1, 2]))
+    plan, bindings = compiled(Flow.from_iterable([1, 2]))
     assert plan.layers == ()
-    assert plan.output[0].source == IterableSource(([1, 2],))
+    src = plan.output[0].source
+    assert isinstance(src, IterableSource)
+    assert [bindings.resolve(ref) for ref in src.iterables] == [[1, 2]]
 
 
 def test_partition_creates_layer_fed_by_hash() -> None:
@@ -116,22 +131,26 @@ def test_shuffle_is_a_demand_layer() -> None:
 
 def test_from_stages_partition_gets_identity_layer() -> None:
     producer = object()
-    plan = compile_flow(Flow.from_stages([producer], stages=2).partition(stages=3).map(abs))
+    plan, bindings = compiled(Flow.from_stages([producer], stages=2).partition(stages=3).map(abs))
     ident, layer = plan.layers
     assert not ident.ops.has_computation
-    assert ident.inputs[0].source == StagesSource((producer,))
+    src = ident.inputs[0].source
+    assert isinstance(src, StagesSource)
+    assert [bindings.resolve(ref) for ref in src.producers] == [producer]
     assert layer.inputs[0].source == 0
     # with demand downstream, no identity layer
-    plan = compile_flow(Flow.from_stages([producer]).shuffle(stages=2).map(abs))
-    assert plan.layers[0].inputs[0].source == StagesSource((producer,))
+    plan, bindings = compiled(Flow.from_stages([producer]).shuffle(stages=2).map(abs))
+    src = plan.layers[0].inputs[0].source
+    assert isinstance(src, StagesSource)
+    assert [bindings.resolve(ref) for ref in src.producers] == [producer]
 
 
 def test_through_stages() -> None:
     pc = object()
-    plan = compile_flow(Flow.from_iterable([1]).map(abs).through_stages([pc]).map(abs))
+    plan, bindings = compiled(Flow.from_iterable([1]).map(abs).through_stages([pc]).map(abs))
     src = plan.layers[1].inputs[0].source
     assert isinstance(src, ThroughStagesSource)
-    assert src.stages == (pc,)
+    assert [bindings.resolve(ref) for ref in src.stages] == [pc]
     assert src.inputs[0].source == 0
 
 

@@ -178,7 +178,7 @@ async def test_every_partition_failing_gives_the_first_failure() -> None:
     with pytest.raises(Boom) as info:
         await flow.to_list()
     notes = info.value.__notes__
-    assert any(n.startswith("other flow stages failed too") for n in notes)
+    assert any(n.startswith("other stages failed too") for n in notes)
 
 
 async def test_error_inside_the_stream_block() -> None:

@@ -4,7 +4,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from flowstage.flow import Flow, PartitionOutput, compile_flow, make_program
+from flowstage.flow import Flow
+from flowstage.plan import PartitionOutput
+from flowstage.program import make_program
 
 from ._helpers import program, run_all, src
 
@@ -111,7 +113,7 @@ def test_uniq_then_reduce() -> None:
 def test_discard_output_for_run() -> None:
     calls: list[int] = []
     flow = src().map(lambda x: calls.append(x) or x)
-    plan = compile_flow(flow, sink="run")
+    plan = flow.plan(sink="run")
     prog = make_program(plan.layers[0], 0, 1)
     prog.start(0.0)
     assert prog.handle_events([1, 2], "p") == []
@@ -127,7 +129,7 @@ def test_async_callbacks() -> None:
         return acc + x
 
     flow = src().map(double).filter(lambda x: x > 2).reduce(lambda: 0, add).emit("state")
-    prog = make_program(compile_flow(flow).layers[0], 0, 1)
+    prog = make_program(flow.plan().layers[0], 0, 1)
     assert prog.is_async
     with pytest.raises(RuntimeError, match="ahandle"):
         prog.handle_done()
@@ -147,7 +149,7 @@ def test_async_mapper_only_and_flat_map() -> None:
     async def keep(x: int) -> bool:
         return x != 2
 
-    prog = make_program(compile_flow(src().flat_map(fm).reject(keep).uniq()).layers[0], 0, 1)
+    prog = make_program(src().flat_map(fm).reject(keep).uniq().plan().layers[0], 0, 1)
 
     async def main() -> list[int]:
         return await prog.ahandle_events([1, 2, 3, 2], "p")
@@ -158,7 +160,7 @@ def test_async_mapper_only_and_flat_map() -> None:
 def test_departition_program() -> None:
     up = Flow.from_iterable([], stages=2).reduce(lambda: 0, lambda a, x: a + x)
     flow = up.departition(lambda: 0, lambda acc, v: acc + v, lambda acc: acc * 100)
-    plan = compile_flow(flow)
+    plan = flow.plan()
     assert len(plan.layers) == 2
     ups = [make_program(plan.layers[0], i, 2) for i in range(2)]
     p0 = ups[0].handle_events([1, 2], "a") + ups[0].handle_done()
@@ -177,7 +179,7 @@ def test_departition_leftover_windows_at_done_and_window_id() -> None:
         .on_trigger(lambda acc: (acc, []))
     )
     flow = up.departition(list, lambda acc, v: [*acc, v], lambda acc, wid: (wid, sorted(acc)))
-    plan = compile_flow(flow)
+    plan = flow.plan()
     up0 = make_program(plan.layers[0], 0, 2)
     out = up0.handle_events([3, 1], "a") + up0.handle_done()
     dep = make_program(plan.layers[1], 0, 1)
@@ -187,7 +189,7 @@ def test_departition_leftover_windows_at_done_and_window_id() -> None:
 
 def test_take_sort_program() -> None:
     up = Flow.from_iterable([], stages=2).reduce(list, lambda a, x: [*a, x])
-    plan = compile_flow(up.take_sort(3, reverse=True))
+    plan = up.take_sort(3, reverse=True).plan()
     outs = []
     for i, batch in enumerate([[5, 1, 9, 7], [8, 2, 6]]):
         p = make_program(plan.layers[0], i, 2)
@@ -212,7 +214,7 @@ def test_join_program(mode: str, expected: list[object]) -> None:
     flow = Flow.bounded_join(
         mode, left, right, lambda s: s[0], lambda s: s[0].lower(), lambda a, b: (a, b), stages=1
     )
-    plan = compile_flow(flow)
+    plan = flow.plan()
     (layer,) = plan.layers
     lh = layer.inputs[0].dispatch.hash
     rh = layer.inputs[1].dispatch.hash

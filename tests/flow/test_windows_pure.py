@@ -119,9 +119,9 @@ def test_trigger_periodically_units() -> None:
 
 
 def test_program_started_without_time_asks_for_it() -> None:
-    from flowstage.flow import compile_flow, make_program
+    from flowstage.program import make_program
 
-    prog = make_program(compile_flow(_sum_state(Window.periodic(1, "second"))).layers[0], 0, 1)
+    prog = make_program(_sum_state(Window.periodic(1, "second")).plan().layers[0], 0, 1)
     assert prog.next_deadline() is None or prog.next_deadline() == float("-inf")
     prog.handle_events([1], "p")  # implicit start without a clock
     assert prog.next_deadline() == float("-inf")

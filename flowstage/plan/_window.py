@@ -27,12 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from ._validate import check_callable, check_initial, positive_int, to_ms
+from .._options import check_callable, check_initial, check_positive_int, to_ms
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["PunctuationResult", "Window", "WindowType"]
+__all__ = ["EveryTrigger", "Punctuation", "PunctuationResult", "Window", "WindowType"]
 
 WindowType = Literal["global", "count", "periodic", "fixed"]
 
@@ -49,19 +49,11 @@ class Punctuation:
     fn: Callable[[Any, list[Any]], Any]
 
 
-def _every_initial(n: int) -> Callable[[], int]:
-    return lambda: n
+@dataclass(frozen=True, slots=True)
+class EveryTrigger:
+    """``trigger_every(n)``: fire ``("every", n)`` after every ``n`` received events."""
 
-
-def _every_fn(n: int) -> Callable[[int, list[Any]], PunctuationResult]:
-    name = ("every", n)
-
-    def fn(acc: int, events: list[Any]) -> PunctuationResult:
-        if len(events) >= acc:
-            return ("trigger", name, events[:acc], events[acc:], n)
-        return ("cont", acc - len(events))
-
-    return fn
+    n: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +66,8 @@ class Window:
         duration_ms: window length in milliseconds (periodic and fixed windows).
         by: the event-time function of fixed windows (``int`` milliseconds).
         lateness_ms: allowed lateness (fixed windows only), 0 for none.
-        punctuation: the custom or ``trigger_every`` trigger, at most one.
+        punctuation: the custom (:class:`Punctuation`) or ``trigger_every``
+            (:class:`EveryTrigger`) trigger, at most one.
         periodically: ``(interval_ms, name)`` processing-time triggers, in the
             order they were added.
     """
@@ -84,7 +77,7 @@ class Window:
     duration_ms: int = 0
     by: Callable[[Any], Any] | None = None
     lateness_ms: int = 0
-    punctuation: Punctuation | None = None
+    punctuation: Punctuation | EveryTrigger | None = None
     periodically: tuple[tuple[int, tuple[str, int, str]], ...] = ()
 
     # -- constructors ------------------------------------------------------------
@@ -97,7 +90,7 @@ class Window:
     @classmethod
     def count(cls, n: int) -> Window:
         """Windows of ``n`` received events each (``n`` >= 1), numbered per stage."""
-        return cls(type="count", size=positive_int("Window.count", n))
+        return cls(type="count", size=check_positive_int("n", n, "Window.count"))
 
     @classmethod
     def periodic(cls, n: int, unit: str) -> Window:
@@ -109,7 +102,7 @@ class Window:
         """Event-time tumbling windows of ``n`` ``unit``; ``by(event)`` must return
         an ``int`` timestamp in milliseconds (checked per event; ``TypeError``)."""
         duration = to_ms(n, unit, "Window.fixed")
-        return cls(type="fixed", duration_ms=duration, by=check_callable("Window.fixed by", by))
+        return cls(type="fixed", duration_ms=duration, by=check_callable("by", by, "Window.fixed"))
 
     # -- modifiers ---------------------------------------------------------------
 
@@ -122,7 +115,7 @@ class Window:
                 f"allowed_lateness is only supported by fixed windows "
                 f"(Window.fixed), got a {self.type} window"
             )
-        return replace(self, lateness_ms=to_ms(n, unit, "allowed_lateness"))
+        return replace(self, lateness_ms=to_ms(n, unit, "Window.allowed_lateness"))
 
     def trigger(self, initial: Callable[[], Any], fn: Callable[[Any, list[Any]], Any]) -> Window:
         """Add a custom punctuation trigger.
@@ -134,18 +127,24 @@ class Window:
         ``("trigger", name, pre, pos, acc)`` (reduce ``pre``, fire trigger ``name``,
         then feed ``pos`` back to ``fn``). Only one per window.
         """
+        self._check_one_trigger()
+        init = check_initial(initial, "Window.trigger")
+        return replace(
+            self, punctuation=Punctuation(init, check_callable("fn", fn, "Window.trigger"))
+        )
+
+    def _check_one_trigger(self) -> None:
         if self.punctuation is not None:
             raise ValueError(
                 "Window.trigger or Window.trigger_every can only be called once per window"
             )
-        init = check_initial("Window.trigger", initial)
-        return replace(self, punctuation=Punctuation(init, check_callable("Window.trigger fn", fn)))
 
     def trigger_every(self, n: int) -> Window:
         """Fire trigger ``("every", n)`` after every ``n`` received events
         (counted before the layer's mappers), splitting batches as needed."""
-        n = positive_int("Window.trigger_every", n)
-        return self.trigger(_every_initial(n), _every_fn(n))
+        n = check_positive_int("n", n, "Window.trigger_every")
+        self._check_one_trigger()
+        return replace(self, punctuation=EveryTrigger(n))
 
     def trigger_periodically(self, n: int, unit: str) -> Window:
         """Fire ``("periodically", n, unit)`` every ``n unit`` of processing time on

@@ -8,27 +8,26 @@ trio forbid that, PEP 789 describes the hazard).
 
 :class:`SlicedFlowIterator` therefore runs the flow in *slices*: each
 ``__anext__`` that needs more events opens a task group, runs every stage of the
-flow (``Stage._run(until=...)``) until the next chunk of output is available,
-pauses them at a message boundary and closes the group before returning. Between
-two calls no task exists, so leaving the loop leaves nothing running: the stages
-are plain objects that are simply dropped. Events inside a chunk are returned
-without any task switch.
+flow (:func:`flowstage.lowlevel.run` with ``until``) until the next chunk of output
+is available, pauses them at a message boundary and closes the group before
+returning. Between two calls no task exists, so leaving the loop leaves nothing
+running: the stages are plain objects that are simply dropped. Events inside a
+chunk are returned without any task switch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
-from .._sources import AsyncIterableProducer
-from .._stream import _StreamIterator
-from .._subscription import validate_subscription
-from ._executor import _Runtime, collapse_flow_exception
+from ... import lowlevel
+from ..._stream import EventSink
+from ._runtime import Runtime
 
 if TYPE_CHECKING:
-    from .._stage import Stage
-    from ._plan import Plan
+    from ..._stage import Stage
+    from ...plan import Bindings, Plan
 
 T = TypeVar("T")
 
@@ -38,10 +37,11 @@ __all__ = ["SlicedFlowIterator"]
 class SlicedFlowIterator(Generic[T]):
     """The iterator behind ``async for e in flow`` (see the module docstring)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, bindings: Bindings) -> None:
         self._plan = plan
-        self._runtime: _Runtime | None = None
-        self._sink: _StreamIterator[T] | None = None
+        self._bindings = bindings
+        self._runtime: Runtime | None = None
+        self._sink: EventSink[T] | None = None
         self._stages: list[Stage] = []
         self._pausing = False
         self._chunk: list[T] = []
@@ -61,63 +61,55 @@ class SlicedFlowIterator(Generic[T]):
             raise StopAsyncIteration
         if self._runtime is None:
             self._setup()
-        if not await self._slice():
+        batch = await self._slice()
+        if batch is None:
             self._finished = True
             raise StopAsyncIteration
-        sink = self._sink
-        assert sink is not None
-        self._chunk = sink._chunk
+        self._chunk = batch
         self._index = 1
-        return self._chunk[0]
+        return batch[0]
 
     async def aclose(self) -> None:
         """End the iteration (for ``contextlib.aclosing``). Nothing is running
-        between two events, so there is nothing to stop; async sources that did
-        not end are closed, so that their cleanup runs now."""
+        between two events, so there is nothing to stop; sources that did not end
+        are closed, so that their cleanup runs now."""
         self._finished = True
         self._chunk = []
         self._index = 0
         for stage in self._stages:
-            if isinstance(stage, AsyncIterableProducer) and not stage._terminated:
-                await stage._close_source()
+            if not lowlevel.is_terminated(stage):
+                await lowlevel.close_source(stage)
 
     def _setup(self) -> None:
-        runtime = self._runtime = _Runtime(self._plan)
+        runtime = self._runtime = Runtime(self._plan, self._bindings)
         subs = runtime.output_subscriptions()
-        runtime._pending = runtime.graph.expected
-        sink: _StreamIterator[T] = _StreamIterator(self)  # type: ignore[arg-type]
+        runtime.pending = runtime.graph.expected
+        sink: EventSink[T] = EventSink(self)
         for producer, opts in subs:
-            opts = dict(opts)
-            options = validate_subscription(
-                opts.pop("max_demand", None),
-                opts.pop("min_demand", None),
-                opts.pop("cancel", "transient"),
-                opts,
-            )
-            sink._subscribe(producer, options)
+            sink.subscribe(producer, **opts)
         self._sink = sink
-        stages = [s for s in runtime.graph.foreign if not s._started]
+        stages = [s for s in runtime.graph.foreign if not lowlevel.is_started(s)]
         stages += [s for s in runtime.graph.tracked if s not in stages]
         for stage in stages:
-            stage._claim()
+            lowlevel.claim(stage)
         self._stages = stages
 
     def _paused(self) -> bool:
         return self._pausing
 
-    async def _slice(self) -> bool:
-        """Run the stages until the sink has a chunk; False once the flow is over."""
+    async def _slice(self) -> list[T] | None:
+        """Run the stages until the sink has a chunk; None once the flow is over."""
         runtime = self._runtime
         sink = self._sink
         assert runtime is not None
         assert sink is not None
-        live = [s for s in self._stages if not s._terminated]
+        live = [s for s in self._stages if not lowlevel.is_terminated(s)]
         self._pausing = False
-        result = False
+        result: list[T] | None = None
         try:
             async with anyio.create_task_group() as tg:
-                runtime._inner = tg
-                timer = runtime._timer
+                runtime.inner = tg
+                timer = runtime.timer
                 if timer is not None:
                     tg.start_soon(timer.run, name="flowstage:flow-timer")
                 left = len(live)
@@ -126,7 +118,7 @@ class SlicedFlowIterator(Generic[T]):
                 async def run(stage: Stage) -> None:
                     nonlocal left
                     try:
-                        await stage._run(self._paused)
+                        await lowlevel.run(stage, self._paused)
                     finally:
                         left -= 1
                         if left == 0:
@@ -134,25 +126,20 @@ class SlicedFlowIterator(Generic[T]):
 
                 for stage in live:
                     tg.start_soon(run, stage, name=f"flowstage:{stage.name}")
-                if runtime._pending <= 0:
-                    runtime._release()
+                if runtime.pending <= 0:
+                    runtime.release()
                 try:
-                    result = await sink._next_chunk()
+                    result = await sink.next_batch()
                 finally:
                     self._pausing = True
                     for stage in live:
-                        stage._wake()
+                        lowlevel.wake(stage)
                 if live:
                     await all_paused.wait()
                 tg.cancel_scope.cancel()  # the timer, if any
         except BaseExceptionGroup as group:
             self._finished = True
-            raise collapse_flow_exception(group, runtime._first_failure) from None
+            raise lowlevel.collapse(group) from None
         finally:
-            runtime._inner = None
+            runtime.inner = None
         return result
-
-
-def iterate(plan: Plan) -> SlicedFlowIterator[Any]:
-    """The iterator for ``async for e in flow``."""
-    return SlicedFlowIterator(plan)

@@ -6,7 +6,7 @@ synchronously, or (for layers with ``async def`` callbacks) awaits the results.
 The same window code therefore serves both modes, and the per-event work stays
 inside the requested primitives (one request per batch, not per event).
 
-A *core* (see ``_program.py``) offers three generator methods over an opaque
+A *core* (see ``_cores.py``) offers three generator methods over an opaque
 per-window accumulator: ``new_acc()``, ``reduce(events, acc, wtype, wid) ->
 (emitted, acc)`` and ``trigger(acc, info) -> (emitted, acc)``. Windows split the
 raw events between accumulators and decide when to trigger:
@@ -30,16 +30,24 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Hashable
 from typing import Any, Protocol
 
+from ._labels import labelled
+
 __all__ = [
     "Core",
+    "Gen",
     "CountWindow",
     "FixedWindow",
     "GlobalWindow",
     "PeriodicWindow",
     "PunctuationCore",
+    "PunctuationResult",
     "Req",
     "WindowMachine",
 ]
+
+#: What a custom trigger function returns: ``("cont", acc)``,
+#: ``("cont", events, acc)`` or ``("trigger", name, pre, pos, acc)``.
+PunctuationResult = tuple[Any, ...]
 
 Req = tuple[Any, ...]
 Gen = Generator[Req, Any, Any]
@@ -65,6 +73,7 @@ class PunctuationCore:
         iacc = yield from self.inner.new_acc()
         return (pacc, iacc)
 
+    @labelled("window trigger")
     def reduce(self, events: list[Any], acc: Any, wtype: str, wid: Any) -> Gen:
         pacc, iacc = acc
         out: list[Any] = []
@@ -391,6 +400,7 @@ def _nothing() -> Gen:
     return []
 
 
+@labelled("window by")
 def _as_int(x: object) -> int:
     if isinstance(x, int) and not isinstance(x, bool):
         return x

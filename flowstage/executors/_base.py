@@ -1,0 +1,94 @@
+"""The executor seam: what every way of running a plan provides.
+
+An executor takes a compiled :class:`~flowstage.plan.Plan` and its
+:class:`~flowstage.plan.Bindings` (the live objects the plan refers to) and runs
+it. Three entry points, one per way of consuming a flow:
+
+* :meth:`Executor.open_stream` -- ``async with`` it to get a :class:`FlowIterator`
+  over the output (``Flow.stream()``, ``to_list()``, ``run()``);
+* :meth:`Executor.start` -- ``async with`` it to get a :class:`RunningFlow`
+  (``Flow.start()``, ``Flow.into_stages()``);
+* :meth:`Executor.iterate` -- a plain async iterator for ``async for e in flow``,
+  which must leave nothing running when the loop is left at any point.
+
+Every executor ends failures the same way (see :mod:`flowstage.executors._failure`),
+and leaves no task, process or actor behind after any ending.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from contextlib import AbstractAsyncContextManager
+
+    from ..plan import Bindings, Plan
+
+__all__ = ["Executor", "FlowIterator", "RunningFlow"]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class FlowIterator(Protocol[T]):
+    """The output of a running flow: events one by one, or a batch at a time."""
+
+    def __aiter__(self) -> AsyncIterator[T]: ...
+
+    async def __anext__(self) -> T: ...
+
+    def batches(self) -> AsyncIterator[list[T]]:
+        """Yield the events a batch at a time (each batch a new list)."""
+        ...
+
+
+@runtime_checkable
+class RunningFlow(Protocol):
+    """A flow running in the background (``async with flow.start() as running``)."""
+
+    @property
+    def done(self) -> bool:
+        """True once the flow has ended in any way."""
+        ...
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception the flow failed with, or ``None``."""
+        ...
+
+    def trigger(self, name: object) -> None:
+        """Fire trigger ``name`` on every open window of the last reducing layer."""
+
+    def stop(self) -> None:
+        """Stop the flow now (no error is raised)."""
+
+    async def wait(self) -> None:
+        """Return once the flow has ended (raise its failure, if it failed)."""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs plans. Pass one as ``executor=`` to any way of running a flow.
+
+    ``name`` is what :func:`~flowstage.executors.resolve` knows it by
+    (``"local"``, ``"process"``, ...).
+    """
+
+    name: str
+
+    def open_stream(
+        self, plan: Plan, bindings: Bindings
+    ) -> AbstractAsyncContextManager[FlowIterator[object]]:
+        """Run ``plan``; the context manager gives the iterator over its output and
+        stops the flow when left."""
+        ...
+
+    def start(self, plan: Plan, bindings: Bindings) -> AbstractAsyncContextManager[RunningFlow]:
+        """Run ``plan`` (sink ``"run"`` or ``"into_stages"``) in the background."""
+        ...
+
+    def iterate(self, plan: Plan, bindings: Bindings) -> AsyncIterator[object]:
+        """An iterator for ``async for``: runs the flow only while it is iterated,
+        and leaves nothing running when the loop is left."""
+        ...

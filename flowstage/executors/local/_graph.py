@@ -1,0 +1,175 @@
+"""Wiring a plan: its stages created and subscribed, not started.
+
+Topology (as Elixir's Flow builds it). One producer per source iterable, created in
+``"accumulate"`` demand mode; ``stages`` :class:`~._map_reducer.MapReducer` stages
+per layer, each subscribed (``cancel="transient"``, the layer's
+``max_demand``/``min_demand``) to every producer of every input of its layer. A
+producer feeding a ``"partition"`` input gets a partition dispatcher and stage
+``i`` subscribes with ``partition=i``; every other producer uses a demand
+dispatcher.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+from ..._stage import Stage
+from ...plan import (
+    AsyncIterableSource,
+    Bindings,
+    Dispatch,
+    IterableSource,
+    LayerInput,
+    LayerPlan,
+    LocalRef,
+    Plan,
+    StagesSource,
+)
+from ...program import make_program
+from ._dispatch import make_dispatcher
+from ._map_reducer import MapReducer, Scheduler
+from ._sources import FlowAsyncIterableProducer, FlowIterableProducer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, Iterable
+
+__all__ = ["Graph"]
+
+
+class Graph:
+    """The stages of a plan, created and wired (subscriptions queued), not started."""
+
+    def __init__(self, plan: Plan, bindings: Bindings, scheduler: Scheduler) -> None:
+        self.plan = plan
+        self.bindings = bindings
+        self.scheduler = scheduler
+        self.sources: list[Stage] = []  # flow-owned source producers
+        self.tracked: list[Stage] = []  # flow-owned stages: sources and map-reducers
+        self.owned: set[Stage] = set()
+        self.foreign: list[Stage] = []  # user stages the flow uses
+        self.layers: list[list[MapReducer]] = []
+        self.expected = 0  # subscriptions to flow-owned producers still to be made
+        self.consumer_of: dict[int, tuple[Dispatch, LayerPlan | None]] = {}
+        for layer in plan.layers:
+            for inp in layer.inputs:
+                self._scan(inp, layer)
+        for inp in plan.output:
+            self._scan(inp, None)
+        for layer in plan.layers:
+            self._build_layer(layer)
+        self.outputs: list[Stage] = []
+        for inp in plan.output:
+            self.outputs += self._producers(inp, None)
+
+    def _scan(self, inp: LayerInput, consumer: LayerPlan | None) -> None:
+        src = inp.source
+        if isinstance(src, int):
+            self.consumer_of[src] = (inp.dispatch, consumer)
+        elif not isinstance(src, IterableSource | AsyncIterableSource | StagesSource):
+            for inner in src.inputs:
+                self._scan(inner, None)
+
+    def foreign_stage(self, ref: LocalRef, what: str, kind: tuple[str, ...]) -> Stage:
+        """The user's stage behind ``ref``, checked to be of one of ``kind``."""
+        stage = self.bindings.resolve(ref)
+        if not isinstance(stage, Stage) or stage.kind not in kind:
+            raise TypeError(f"{what} expects {' or '.join(kind)} stages, got: {stage!r}")
+        if stage not in self.foreign:
+            self.foreign.append(stage)
+        return stage
+
+    def _producers(self, inp: LayerInput, consumer: LayerPlan | None) -> list[Stage]:
+        src = inp.source
+        d = inp.dispatch
+        if isinstance(src, int):
+            return list(self.layers[src])
+        if isinstance(src, IterableSource | AsyncIterableSource):
+            out: list[Stage] = []
+            for ref in src.iterables:
+                k = len(self.sources)
+                disp = make_dispatcher(d.kind, d.partitions, d.hash, consumer)
+                it = self.bindings.resolve(ref)
+                p: Stage
+                if isinstance(src, IterableSource):
+                    p = FlowIterableProducer(
+                        cast("Iterable[Any]", it), self.scheduler, disp, f"flow-source{k}"
+                    )
+                else:
+                    p = FlowAsyncIterableProducer(
+                        cast("AsyncIterable[Any]", it), self.scheduler, disp, f"flow-source{k}"
+                    )
+                self.sources.append(p)
+                self.tracked.append(p)
+                self.owned.add(p)
+                out.append(p)
+            return out
+        if isinstance(src, StagesSource):
+            return [
+                self.foreign_stage(ref, "Flow.from_stages", ("producer", "producer_consumer"))
+                for ref in src.producers
+            ]
+        through = [
+            self.foreign_stage(ref, "Flow.through_stages", ("producer_consumer",))
+            for ref in src.stages
+        ]
+        for inner in src.inputs:
+            for p in self._producers(inner, None):
+                for s in through:
+                    self.subscribe(s, p, cancel="transient")
+        return through
+
+    def subscribe(self, consumer: Stage, producer: Stage, **opts: Any) -> None:
+        consumer.subscribe(producer, **opts)
+        if producer in self.owned:
+            self.expected += 1
+
+    def _build_layer(self, layer: LayerPlan) -> None:
+        dispatch, consumer = self.consumer_of.get(layer.index, (Dispatch(), None))
+        stages: list[MapReducer] = []
+        for i in range(layer.stages):
+            program = make_program(layer, i, layer.stages)
+            disp = make_dispatcher(dispatch.kind, dispatch.partitions, dispatch.hash, consumer)
+            stage = MapReducer(program, layer, i, self.scheduler, disp)
+            stages.append(stage)
+            self.tracked.append(stage)
+            self.owned.add(stage)
+        for inp in layer.inputs:
+            producers = self._producers(inp, layer)
+            partitioned = inp.dispatch.kind == "partition"
+            for i, stage in enumerate(stages):
+                extra = {"partition": i} if partitioned else {}
+                for p in producers:
+                    self.subscribe(
+                        stage,
+                        p,
+                        max_demand=layer.max_demand,
+                        min_demand=layer.min_demand,
+                        cancel="transient",
+                        **extra,
+                    )
+                    stage.expect_upstream()
+        self.layers.append(stages)
+
+    def trigger_targets(self) -> list[MapReducer]:
+        """The stages of the last reducing layers (searching back from the output),
+        or of the output layers when no layer reduces."""
+        plan = self.plan
+        start = [inp.source for inp in plan.output if isinstance(inp.source, int)]
+        found: list[int] = []
+        seen: set[int] = set()
+        queue = deque(start)
+        while queue:
+            index = queue.popleft()
+            if index in seen:
+                continue
+            seen.add(index)
+            layer = plan.layers[index]
+            if layer.ops.reducer is not None:
+                found.append(index)
+                continue
+            for inp in layer.inputs:
+                if isinstance(inp.source, int):
+                    queue.append(inp.source)
+        chosen = found or start
+        return [s for index in sorted(set(chosen)) for s in self.layers[index]]

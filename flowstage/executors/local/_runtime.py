@@ -1,0 +1,196 @@
+"""The scope a local flow runs in.
+
+Everything runs inside one task group entered by the ``async with`` (an
+:class:`~flowstage.lowlevel.OwningScope`): flow stages (sources, map-reducers, the
+timer and, for ``start()``, the output drain) in an inner cancel scope, and stages
+passed by the user that were not running yet (``from_stages``, ``through_stages``,
+``into_stages``) in the outer one, as :func:`flowstage.stream` does. Leaving the
+block (``break``, an exception, cancellation) cancels every stage and waits for
+them: no task outlives the block.
+
+Release: sources start in ``"accumulate"`` demand mode. Once every subscription to
+a flow-owned producer is established (counted on the producer side), the sources
+(and ``from_stages`` producers that are in accumulate mode, as Flow's coordinator
+does) switch to ``"forward"``, so no consumer grabs everything before the others
+subscribed.
+
+Errors follow :mod:`flowstage.executors._failure`: the first failure cancels the
+flow and is raised from the ``async with`` as the original exception.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ... import lowlevel
+from ..._stage import Stage
+from ..._stream import EventStream, stream
+from ._graph import Graph
+from ._timer import Timer
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup, TaskStatus
+
+    from ...plan import Bindings, Plan
+    from ._map_reducer import MapReducer
+
+__all__ = ["Runtime"]
+
+Subscriptions = list[tuple[Stage, dict[str, Any]]]
+
+
+class Runtime:
+    """One task group, the flow's stages in an inner cancel scope, and the
+    bookkeeping stages report to (see the module docstring)."""
+
+    def __init__(self, plan: Plan, bindings: Bindings, *, drain: bool = False) -> None:
+        self.plan = plan
+        self.graph = Graph(plan, bindings, self)
+        self.pending = 0
+        self._drain_subs: Subscriptions | None = None
+        if drain:
+            self._drain_subs = self.output_subscriptions()
+        if plan.sink == "into_stages":
+            for ref in plan.consumers:
+                consumer = self.graph.foreign_stage(
+                    ref, "Flow.into_stages", ("consumer", "producer_consumer")
+                )
+                for p in self.graph.outputs:
+                    self.graph.subscribe(consumer, p, cancel="transient")
+        self._released = False
+        self.timer: Timer | None = None
+        self._scope = lowlevel.OwningScope()
+        self.inner: TaskGroup | None = None
+        self._stage_scope: anyio.CancelScope | None = None
+        self._live = 0
+        self.done = anyio.Event()
+        #: The exception the flow failed with, once it was raised.
+        self.failure: BaseException | None = None
+        self.closed = False
+
+    # -- what stages call -------------------------------------------------------------------
+
+    def subscribed(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.release()
+
+    def schedule(self, deadline: float, stage: MapReducer) -> None:
+        timer = self.timer
+        if timer is None:
+            inner = self.inner
+            if inner is None:
+                return
+            timer = self.timer = Timer()
+            inner.start_soon(timer.run, name="flowstage:flow-timer")
+        timer.schedule(deadline, stage)
+
+    def release(self) -> None:
+        """Switch the sources to ``"forward"`` (once)."""
+        if self._released:
+            return
+        self._released = True
+        for p in self.graph.sources:
+            p.set_demand("forward")
+        for p in self.graph.foreign:
+            if p.kind == "producer" and p.demand_mode == "accumulate" and p.running:
+                p.set_demand("forward")
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def output_subscriptions(self) -> Subscriptions:
+        """Subscriptions for a stream over the output; counted as expected."""
+        subs: Subscriptions = []
+        for p in self.graph.outputs:
+            subs.append((p, {"cancel": "transient"}))
+            if p in self.graph.owned:
+                self.graph.expected += 1
+        return subs
+
+    def open_output(self, subs: Subscriptions) -> EventStream[Any]:
+        return stream(subs, demand="accumulate", producers=[])
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.pending = self.graph.expected
+        outer = await self._scope.enter()
+        try:
+            for stage in self.graph.foreign:
+                if not lowlevel.is_started(stage):
+                    # Started now, so no other scope starts it too.
+                    self._scope.start(stage)
+            await outer.start(self._supervise, name="flowstage:flow")
+        except BaseException as exc:
+            await self.close(exc, exc)
+            raise
+
+    async def _supervise(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self._stage_scope = scope
+                async with anyio.create_task_group() as inner:
+                    self.inner = inner
+                    for stage in self.graph.tracked:
+                        lowlevel.claim(stage)
+                        self._live += 1
+                        inner.start_soon(self._run_tracked, stage, name=f"flowstage:{stage.name}")
+                    if self._drain_subs is not None:
+                        self._live += 1
+                        inner.start_soon(self._run_drain, self._drain_subs, name="flowstage:drain")
+                    if self.pending <= 0:
+                        self.release()
+                    task_status.started()
+        finally:
+            self.inner = None
+        self.done.set()  # finished, or stopped with stop()
+
+    def _one_done(self) -> None:
+        self._live -= 1
+        if self._live == 0 and self._stage_scope is not None:
+            self._stage_scope.cancel()  # the timer, if any
+
+    async def _run_tracked(self, stage: Stage) -> None:
+        try:
+            await lowlevel.run(stage)
+        finally:
+            self._one_done()
+
+    async def _run_drain(self, subs: Subscriptions) -> None:
+        try:
+            async with self.open_output(subs) as events:
+                async for _ in events.batches():
+                    pass
+        finally:
+            self._one_done()
+
+    def stop(self) -> None:
+        if self._stage_scope is not None:
+            self._stage_scope.cancel()
+
+    async def close(self, exc: BaseException | None, original: BaseException | None) -> bool:
+        """Stop everything and exit the task group; raise the flow's failure.
+
+        ``exc`` is the exception leaving the block (``original`` the one the
+        ``async with`` received). Returns True to suppress ``original``.
+        """
+        self.closed = True
+        if self._stage_scope is not None:
+            self._stage_scope.cancel()
+        try:
+            suppressed = await self._scope.exit(exc)
+        except BaseException as raised:
+            if raised is not exc and not isinstance(raised, anyio.get_cancelled_exc_class()):
+                self.failure = raised
+            raise
+        finally:
+            self.done.set()
+        if exc is None or suppressed:
+            return original is not None
+        if exc is original:
+            return False
+        raise exc

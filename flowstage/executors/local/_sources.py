@@ -1,0 +1,77 @@
+"""The local executor's source producers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from ..._sources import AsyncIterableProducer, IterableProducer
+from .._failure import add_flow_note, source_note
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, Iterable, Mapping
+
+    from ...dispatchers import Dispatcher
+
+__all__ = ["FlowAsyncIterableProducer", "FlowIterableProducer", "SubscriptionCounter"]
+
+
+class SubscriptionCounter(Protocol):
+    """Told of every subscription to a flow-owned producer."""
+
+    def subscribed(self) -> None: ...
+
+
+class _ReportsSubscriptions:
+    """Tells the flow's runtime of every consumer that subscribes (sources start
+    accumulating and are released once every subscription is made)."""
+
+    _counter: SubscriptionCounter
+
+    def handle_subscribe(
+        self, kind: Literal["producer", "consumer"], options: Mapping[str, Any], from_: Any
+    ) -> Literal["automatic"]:
+        if kind == "consumer":
+            self._counter.subscribed()
+        return "automatic"
+
+
+class FlowIterableProducer(_ReportsSubscriptions, IterableProducer[Any]):
+    """A flow source: starts in accumulate mode, reports its subscriptions."""
+
+    def __init__(
+        self,
+        iterable: Iterable[Any],
+        counter: SubscriptionCounter,
+        dispatcher: Dispatcher[Any],
+        name: str,
+    ) -> None:
+        super().__init__(
+            iterable, on_cancel="stop", name=name, dispatcher=dispatcher, demand="accumulate"
+        )
+        self._counter = counter
+
+    def handle_demand(self, demand: int) -> list[Any] | None:
+        try:
+            return super().handle_demand(demand)
+        except Exception as exc:
+            add_flow_note(exc, source_note(self.name, asynchronous=False))
+            raise
+
+
+class FlowAsyncIterableProducer(_ReportsSubscriptions, AsyncIterableProducer[Any]):
+    """As :class:`FlowIterableProducer`, over an async iterable."""
+
+    def __init__(
+        self,
+        iterable: AsyncIterable[Any],
+        counter: SubscriptionCounter,
+        dispatcher: Dispatcher[Any],
+        name: str,
+    ) -> None:
+        super().__init__(
+            iterable, on_cancel="stop", name=name, dispatcher=dispatcher, demand="accumulate"
+        )
+        self._counter = counter
+
+    def source_failure_note(self) -> str:
+        return source_note(self.name, asynchronous=True)

@@ -1,0 +1,34 @@
+"""The per-partition programs: pure state machines any executor can host.
+
+``make_program(layer, index, total)`` returns the :class:`StageProgram` of one
+stage (one partition) of a plan layer: the layer's fused operations, its window and
+triggers, with no clock, no I/O and no anyio, so the same code runs in the local
+executor's stages, in worker processes and in cluster actors. :class:`Labels`
+names the operation an exception came from, for the note every executor adds.
+
+This package imports only the plan and the stage engine's pure parts below it.
+"""
+
+from ._cores import as_reduce as as_reduce
+from ._labels import Labels as Labels
+from ._labels import add_flow_note as add_flow_note
+from ._labels import describe_layer as describe_layer
+from ._labels import layer_label as layer_label
+from ._labels import partition_note as partition_note
+from ._program import StageProgram as StageProgram
+from ._program import every_trigger as every_trigger
+from ._program import layer_callbacks as layer_callbacks
+from ._program import make_program as make_program
+
+__all__ = (
+    "Labels",
+    "StageProgram",
+    "add_flow_note",
+    "as_reduce",
+    "describe_layer",
+    "every_trigger",
+    "layer_callbacks",
+    "layer_label",
+    "make_program",
+    "partition_note",
+)
