@@ -23,6 +23,7 @@ from ._hash import stable_hash as stable_hash
 from ._kinds import Consumer as Consumer
 from ._kinds import Producer as Producer
 from ._kinds import ProducerConsumer as ProducerConsumer
+from ._public import fixup_module_metadata as _fixup_module_metadata
 from ._scope import StageGroup as StageGroup
 from ._sources import AsyncIterableProducer as AsyncIterableProducer
 from ._sources import IterableProducer as IterableProducer
@@ -89,36 +90,4 @@ __all__ = (
 )
 
 
-def _fixup_module_metadata() -> None:
-    """Show the public home of each re-exported class and function
-    (``flowstage.Flow``, not ``flowstage.flow._builder.Flow``) in reprs, tracebacks
-    and pickles, as trio and httpx do. A name keeps its home when it is already
-    public (``flowstage.executors.LocalExecutor``)."""
-    import contextlib
-    import sys
-
-    homes = {
-        "flowstage": __all__,
-        "flowstage.dispatchers": sys.modules["flowstage.dispatchers"].__all__,
-        "flowstage.plan": sys.modules["flowstage.plan"].__all__,
-        "flowstage.program": sys.modules["flowstage.program"].__all__,
-        "flowstage.executors": sys.modules["flowstage.executors"].__all__,
-        "flowstage.flow": sys.modules["flowstage.flow"].__all__,
-        "flowstage.lowlevel": sys.modules["flowstage.lowlevel"].__all__,
-    }
-    for home, names in homes.items():
-        module = sys.modules[home]
-        for name in names:
-            obj = getattr(module, name)
-            current = getattr(obj, "__module__", None)
-            if (
-                isinstance(current, str)
-                and current.startswith("flowstage")
-                and any(part.startswith("_") for part in current.split("."))
-                and (isinstance(obj, type) or callable(obj))
-            ):
-                with contextlib.suppress(AttributeError, TypeError):  # builtins
-                    obj.__module__ = home
-
-
-_fixup_module_metadata()
+_fixup_module_metadata(__name__, __all__, claim=True)

@@ -33,6 +33,7 @@ of a representation change such as ``1`` vs ``1.0``). Any other type raises
 from __future__ import annotations
 
 import math
+import operator
 import struct
 import zlib
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["KeyHash", "partitions_of", "partition_of", "stable_hash"]
+__all__ = ["ItemKey", "KeyHash", "partitions_of", "partition_of", "stable_hash"]
 
 T = TypeVar("T")
 
@@ -197,6 +198,35 @@ def partitions_of(values: Sequence[object], n: int) -> list[int]:
     ]
 
 
+class ItemKey:
+    """``event[item]``, as a record: the key of ``partition(key=("elem", i))`` and
+    ``key=("key", k)``. Equal when the items are equal (so plans holding one
+    compare equal after pickling); :class:`KeyHash` reads it with
+    :func:`operator.itemgetter`, in C."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: object) -> None:
+        self.item = item
+
+    def __call__(self, event: Any) -> Any:
+        return event[self.item]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ItemKey):
+            return NotImplemented
+        return bool(self.item == other.item)
+
+    def __hash__(self) -> int:
+        return hash((ItemKey, self.item))
+
+    def __repr__(self) -> str:
+        return f"ItemKey({self.item!r})"
+
+    def __reduce__(self) -> tuple[type[ItemKey], tuple[object]]:
+        return (ItemKey, (self.item,))
+
+
 class KeyHash:
     """The default partition function of ``n`` partitions, optionally on a key.
 
@@ -209,7 +239,7 @@ class KeyHash:
     module-level function).
     """
 
-    __slots__ = ("key", "n")
+    __slots__ = ("_get", "key", "n")
 
     def __init__(self, n: int, key: Callable[[Any], object] | None = None) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -218,14 +248,18 @@ class KeyHash:
             raise TypeError(f"key must be callable, got: {key!r}")
         self.n = n
         self.key = key
+        # What extracts keys: an ItemKey runs as operator.itemgetter, in C.
+        self._get: Callable[[Any], object] | None = (
+            operator.itemgetter(key.item) if isinstance(key, ItemKey) else key
+        )
 
     def __call__(self, event: object) -> tuple[object, int]:
-        key = self.key
+        key = self._get
         return event, stable_hash(event if key is None else key(event)) % self.n
 
     def partitions(self, events: Sequence[object]) -> list[int]:
         """The partition of every event, in order."""
-        key = self.key
+        key = self._get
         return partitions_of(events if key is None else [key(e) for e in events], self.n)
 
     def buckets(self, events: Sequence[T]) -> list[list[T]]:
@@ -236,7 +270,7 @@ class KeyHash:
         common case) hashing and bucketing run in one loop.
         """
         n = self.n
-        key = self.key
+        key = self._get
         keys: Sequence[object] = events if key is None else [key(e) for e in events]
         lists: list[list[T]] = [[] for _ in range(n)]
         appenders = [lst.append for lst in lists]

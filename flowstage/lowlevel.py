@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._errors import leaves
+from ._public import fixup_module_metadata as _fixup_module_metadata
 from ._scope import OwningScope
 from ._scope import collapse_failures as collapse
 from ._sources import AsyncIterableProducer, IterableProducer
@@ -97,3 +98,6 @@ async def close_source(stage: Stage) -> None:
     """
     if isinstance(stage, AsyncIterableProducer | IterableProducer):
         await stage._close_source()
+
+
+_fixup_module_metadata(__name__, __all__)

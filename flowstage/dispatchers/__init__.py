@@ -5,15 +5,19 @@
 * :class:`PartitionDispatcher` routes each event to one partition by hash.
 """
 
-from ._base import Dispatcher, SubscriptionRejected
-from ._broadcast import BroadcastDispatcher
-from ._demand import DemandDispatcher
-from ._partition import PartitionDispatcher
+from .._public import fixup_module_metadata as _fixup_module_metadata
+from ._base import Dispatcher as Dispatcher
+from ._base import SubscriptionRejected as SubscriptionRejected
+from ._broadcast import BroadcastDispatcher as BroadcastDispatcher
+from ._demand import DemandDispatcher as DemandDispatcher
+from ._partition import PartitionDispatcher as PartitionDispatcher
 
-__all__ = [
+__all__ = (
     "BroadcastDispatcher",
     "DemandDispatcher",
     "Dispatcher",
     "PartitionDispatcher",
     "SubscriptionRejected",
-]
+)
+
+_fixup_module_metadata(__name__, __all__)

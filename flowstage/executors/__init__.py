@@ -9,6 +9,7 @@ This package imports the engine, the plan and the programs below it, never the
 ``Flow`` builder.
 """
 
+from .._public import fixup_module_metadata as _fixup_module_metadata
 from ._base import Executor as Executor
 from ._base import FlowIterator as FlowIterator
 from ._base import RunningFlow as RunningFlow
@@ -24,3 +25,5 @@ __all__ = (
     "RunningFlow",
     "resolve",
 )
+
+_fixup_module_metadata(__name__, __all__)

@@ -5,6 +5,7 @@ The builder: :class:`Flow` (and :class:`Window`, the window description it takes
 executors of :mod:`flowstage.executors` run.
 """
 
+from .._public import fixup_module_metadata as _fixup_module_metadata
 from ..plan import Window as Window
 from ._builder import Flow as Flow
 from ._compile import CompiledFlow as CompiledFlow
@@ -12,3 +13,5 @@ from ._compile import FlowSpec as FlowSpec
 from ._compile import compile_flow as compile_flow
 
 __all__ = ("CompiledFlow", "Flow", "FlowSpec", "Window", "compile_flow")
+
+_fixup_module_metadata(__name__, __all__)

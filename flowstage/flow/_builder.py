@@ -20,7 +20,7 @@ callbacks take the accumulator first: ``f(acc, event)``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from .._options import (
     arity,
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from collections.abc import (
         AsyncIterable,
         AsyncIterator,
+        Awaitable,
         Callable,
         Iterable,
         Sequence,
@@ -418,11 +419,23 @@ class Flow(Generic[T]):
             )
         return self._add(Mapper(kind, f))
 
-    def map(self, fn: Callable[[T], U]) -> Flow[U]:
-        """Apply ``fn`` to every event."""
+    @overload
+    def map(self, fn: Callable[[T], Awaitable[U]]) -> Flow[U]: ...
+
+    @overload
+    def map(self, fn: Callable[[T], U]) -> Flow[U]: ...
+
+    def map(self, fn: Callable[[T], Any]) -> Flow[Any]:
+        """Apply ``fn`` to every event (an ``async def`` function is awaited)."""
         return self._mapper("map", fn)
 
-    def flat_map(self, fn: Callable[[T], Iterable[U]]) -> Flow[U]:
+    @overload
+    def flat_map(self, fn: Callable[[T], Awaitable[Iterable[U]]]) -> Flow[U]: ...
+
+    @overload
+    def flat_map(self, fn: Callable[[T], Iterable[U]]) -> Flow[U]: ...
+
+    def flat_map(self, fn: Callable[[T], Any]) -> Flow[Any]:
         """Apply ``fn`` (returning an iterable) and flatten one level."""
         return self._mapper("flat_map", fn)
 
@@ -478,7 +491,13 @@ class Flow(Generic[T]):
             raise ValueError(_REDUCE_AGAIN)
         return self._add(Reduce(init, f, emits))
 
-    def reduce(self, initial: Callable[[], A], fn: Callable[[A, T], A]) -> Flow[Any]:
+    @overload
+    def reduce(self, initial: Callable[[], A], fn: Callable[[A, T], Awaitable[A]]) -> Flow[Any]: ...
+
+    @overload
+    def reduce(self, initial: Callable[[], A], fn: Callable[[A, T], A]) -> Flow[Any]: ...
+
+    def reduce(self, initial: Callable[[], Any], fn: Callable[[Any, T], Any]) -> Flow[Any]:
         """Reduce each window of each stage: ``acc = fn(acc, event)`` starting
         from ``initial()``. Without ``on_trigger``/``emit``, triggers emit the
         accumulator's items (a dict gives ``(key, value)`` pairs)."""

@@ -15,7 +15,6 @@ with ``stages == 1`` uses demand dispatch and ignores ``key``/``hash``.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
@@ -29,6 +28,7 @@ from ..plan import (
     Dispatch,
     Emit,
     GroupBy,
+    ItemKey,
     IterableSource,
     JoinHash,
     JoinMode,
@@ -166,7 +166,7 @@ def _key_function(key: KeySpec) -> Callable[[Any], Any] | None:
     """Turn ``key=`` (callable, ``("elem", i)`` or ``("key", k)``) into a function."""
     if key is None or callable(key):
         return key
-    return operator.itemgetter(key[1])
+    return ItemKey(key[1])
 
 
 def _partition_hash(

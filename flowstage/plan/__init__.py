@@ -10,6 +10,8 @@ would stop a plan from running in another process.
 This package imports only the stage engine below it.
 """
 
+from .._hash import ItemKey as ItemKey
+from .._public import fixup_module_metadata as _fixup_module_metadata
 from ._callables import JoinHash as JoinHash
 from ._callables import MergeSorted as MergeSorted
 from ._callables import identity as identity
@@ -68,6 +70,7 @@ __all__ = (
     "Emit",
     "EveryTrigger",
     "GroupBy",
+    "ItemKey",
     "IterableSource",
     "JoinHash",
     "JoinMode",
@@ -105,3 +108,5 @@ __all__ = (
     "identity",
     "require_version",
 )
+
+_fixup_module_metadata(__name__, __all__)

@@ -12,12 +12,12 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._hash import partition_of
+from .._hash import ItemKey, partition_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["JoinHash", "MergeSorted", "identity"]
+__all__ = ["ItemKey", "JoinHash", "MergeSorted", "identity"]
 
 
 @dataclass(frozen=True, slots=True)

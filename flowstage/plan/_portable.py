@@ -38,9 +38,12 @@ class PortabilityProblem(NamedTuple):
 
 
 def _describe(obj: object) -> str:
-    name = getattr(obj, "__qualname__", None)
-    if isinstance(name, str) and callable(obj):
-        return f"<{name}>" if name == "<lambda>" or "<" in name else name
+    name = getattr(obj, "__name__", None)
+    if name == "<lambda>":
+        return "<lambda>"
+    qualname = getattr(obj, "__qualname__", None)
+    if isinstance(qualname, str) and callable(obj):
+        return qualname
     return f"a {type(obj).__qualname__} object"
 
 

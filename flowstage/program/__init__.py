@@ -9,6 +9,7 @@ names the operation an exception came from, for the note every executor adds.
 This package imports only the plan and the stage engine's pure parts below it.
 """
 
+from .._public import fixup_module_metadata as _fixup_module_metadata
 from ._cores import as_reduce as as_reduce
 from ._labels import Labels as Labels
 from ._labels import add_flow_note as add_flow_note
@@ -32,3 +33,5 @@ __all__ = (
     "make_program",
     "partition_note",
 )
+
+_fixup_module_metadata(__name__, __all__)

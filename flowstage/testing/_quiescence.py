@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.lowlevel
 
-from ._scope import StageGroup
-from ._stage import Stage
+from .. import lowlevel
+from .._scope import StageGroup
+from .._stage import Stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -37,11 +38,11 @@ async def wait_quiescent(
         else:
             stages.extend(target)
     stable = 0
-    last = [s._messages for s in stages]
+    last = [lowlevel.messages_handled(s) for s in stages]
     with anyio.fail_after(give_up_after):
         while stable < rounds:
             await anyio.lowlevel.checkpoint()
-            now = [s._messages for s in stages]
+            now = [lowlevel.messages_handled(s) for s in stages]
             if now == last:
                 stable += 1
             else:
