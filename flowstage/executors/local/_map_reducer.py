@@ -44,6 +44,7 @@ import anyio
 
 from ..._errors import is_normal_reason
 from ..._kinds import ProducerConsumer
+from ..._options import DEFAULT_BUFFER_SIZE
 from ...program import Labels, StageProgram
 from .._failure import note_partition_failure
 
@@ -56,7 +57,7 @@ __all__ = ["BUFFER_SIZE", "TICK", "MapReducer", "Scheduler", "Trigger", "trigger
 logger = logging.getLogger("flowstage")
 
 #: The output buffer of every MapReducer, and the largest emission it makes at once.
-BUFFER_SIZE: Final = 10_000
+BUFFER_SIZE: Final = DEFAULT_BUFFER_SIZE
 
 #: A request to the driver: ``(callable, *args)``.
 _Gen = Generator[tuple[Any, ...], Any, Any]
