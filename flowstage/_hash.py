@@ -34,12 +34,25 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import struct
 import zlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+# The optional compiled helper (flowstage/_speedups.c): the same partitions as the
+# Python code below, which stays the reference and the fallback. It is missing
+# when it could not be built, and ignored when FLOWSTAGE_NO_EXTENSIONS is set.
+_c_buckets: Callable[[object, object, int], list[list[Any]] | None] | None
+if os.environ.get("FLOWSTAGE_NO_EXTENSIONS", "") in ("", "0"):
+    try:
+        from ._speedups import buckets as _c_buckets
+    except ImportError:
+        _c_buckets = None
+else:
+    _c_buckets = None
 
 __all__ = ["ItemKey", "KeyHash", "partitions_of", "partition_of", "stable_hash"]
 
@@ -198,6 +211,36 @@ def partitions_of(values: Sequence[object], n: int) -> list[int]:
     ]
 
 
+def _buckets_python(events: Sequence[T], keys: Sequence[object] | None, n: int) -> list[list[T]]:
+    """:meth:`KeyHash.buckets` in Python: the reference for the compiled helper.
+
+    ``keys`` is ``None`` when each event is its own key.
+    """
+    lists: list[list[T]] = [[] for _ in range(n)]
+    appenders = [lst.append for lst in lists]
+    crc = zlib.crc32
+    # str.encode encodes the value of a str or str subclass (as stable_hash
+    # does) and raises TypeError for anything else.
+    encode = str.encode
+    try:
+        if keys is None:
+            for event in events:
+                appenders[crc(encode(event)) % n](event)  # type: ignore[arg-type]
+        else:
+            for event, k in zip(events, keys, strict=True):
+                appenders[crc(encode(k)) % n](event)  # type: ignore[arg-type]
+    except (TypeError, UnicodeError):
+        # Other key types, or a lone surrogate: the general path (which also
+        # names unsupported types).
+        lists = [[] for _ in range(n)]
+        appenders = [lst.append for lst in lists]
+        for event, partition in zip(
+            events, partitions_of(events if keys is None else keys, n), strict=True
+        ):
+            appenders[partition](event)
+    return lists
+
+
 class ItemKey:
     """``event[item]``, as a record: the key of ``partition(key=("elem", i))`` and
     ``key=("key", k)``. Equal when the items are equal (so plans holding one
@@ -266,33 +309,20 @@ class KeyHash:
         """The events of each partition ``0 .. n - 1``, each list in arrival order.
 
         Equivalent to bucketing by :meth:`partitions` (``key`` is called once per
-        event), but when every key is a string without lone surrogates (the
-        common case) hashing and bucketing run in one loop.
+        event), but when every key is a string (the common case) hashing and
+        bucketing run in one loop, compiled when flowstage's optional extension is
+        available.
         """
         n = self.n
         key = self._get
-        keys: Sequence[object] = events if key is None else [key(e) for e in events]
-        lists: list[list[T]] = [[] for _ in range(n)]
-        appenders = [lst.append for lst in lists]
-        crc = zlib.crc32
-        # str.encode encodes the value of a str or str subclass (as stable_hash
-        # does) and raises TypeError for anything else.
-        encode = str.encode
-        try:
-            if key is None:
-                for event in events:
-                    appenders[crc(encode(event)) % n](event)  # type: ignore[arg-type]
-            else:
-                for event, k in zip(events, keys, strict=True):
-                    appenders[crc(encode(k)) % n](event)  # type: ignore[arg-type]
-        except (TypeError, UnicodeError):
-            # Other key types, or a lone surrogate: the general path (which also
-            # names unsupported types).
-            lists = [[] for _ in range(n)]
-            appenders = [lst.append for lst in lists]
-            for event, partition in zip(events, partitions_of(keys, n), strict=True):
-                appenders[partition](event)
-        return lists
+        keys = None if key is None else [key(e) for e in events]
+        fast = _c_buckets
+        if fast is not None:
+            # None: a key that is not a str, or events that are not a list.
+            lists = fast(events, keys, n)
+            if lists is not None:
+                return lists
+        return _buckets_python(events, keys, n)
 
     def __repr__(self) -> str:
         return f"KeyHash(n={self.n}, key={self.key!r})"

@@ -1,0 +1,299 @@
+/* Optional compiled helpers for flowstage._hash (see that module's docstring).
+ *
+ * Everything here has a pure-Python reference in flowstage/_hash.py, which is
+ * the contract: the partition a key lands in must be identical with and without
+ * this module. The module is optional: when it is missing (not built, or
+ * FLOWSTAGE_NO_EXTENSIONS is set), flowstage runs the Python code.
+ *
+ * buckets(events, keys, n) -> list[list] | None
+ *     The events of each partition 0 .. n-1 in arrival order, where an event's
+ *     partition is zlib.crc32(key.encode("utf-8", "surrogatepass")) % n and key is
+ *     the event itself (keys is None) or keys[i]. Returns None, so that the caller
+ *     takes the Python path, when events (or keys) is not exactly a list or when a
+ *     key is not a str (str subclasses hash the value they hold, like str.encode).
+ *
+ * str_crc32(s) -> int
+ *     zlib.crc32(s.encode("utf-8", "surrogatepass")) for a str (tests use it).
+ *
+ * The UTF-8 encoding ("surrogatepass": a lone surrogate is encoded as its 3-byte
+ * form, like any other code point of the BMP) and CRC-32 (the zlib/IEEE 802.3
+ * polynomial) are computed here, without allocating and without touching the
+ * str's cached UTF-8, so no system zlib is linked and no Python code can run
+ * while a batch is bucketed.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- CRC-32, bit-identical to zlib.crc32 (reflected 0xEDB88320, slice-by-8) ---- */
+
+static uint32_t crc_table[8][256];
+static int crc_table_ready = 0;
+
+static void
+crc_table_init(void)
+{
+    if (crc_table_ready) {
+        return;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) {
+            c = (c & 1u) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+        }
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = crc_table[0][i];
+        for (int t = 1; t < 8; t++) {
+            c = crc_table[0][c & 0xffu] ^ (c >> 8);
+            crc_table[t][i] = c;
+        }
+    }
+    crc_table_ready = 1;
+}
+
+/* Feed len bytes into the (pre-inverted) CRC register c. */
+static inline uint32_t
+crc_update(uint32_t c, const unsigned char *p, size_t len)
+{
+    while (len >= 8) {
+        uint32_t a = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                          (uint32_t)p[3] << 24);
+        uint32_t b = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
+                     (uint32_t)p[7] << 24;
+        c = crc_table[7][a & 0xffu] ^ crc_table[6][(a >> 8) & 0xffu] ^
+            crc_table[5][(a >> 16) & 0xffu] ^ crc_table[4][a >> 24] ^
+            crc_table[3][b & 0xffu] ^ crc_table[2][(b >> 8) & 0xffu] ^
+            crc_table[1][(b >> 16) & 0xffu] ^ crc_table[0][b >> 24];
+        p += 8;
+        len -= 8;
+    }
+    while (len--) {
+        c = crc_table[0][(c ^ *p++) & 0xffu] ^ (c >> 8);
+    }
+    return c;
+}
+
+/* ---- crc32 of a str's UTF-8 encoding with "surrogatepass" ---- */
+
+#define UTF8_CHUNK 256
+
+/* Encode one code point (< 0x110000) at buf + used; return the new used. */
+static inline size_t
+put_utf8(unsigned char *buf, size_t used, Py_UCS4 ch)
+{
+    if (ch < 0x80) {
+        buf[used++] = (unsigned char)ch;
+    }
+    else if (ch < 0x800) {
+        buf[used++] = (unsigned char)(0xC0 | (ch >> 6));
+        buf[used++] = (unsigned char)(0x80 | (ch & 0x3F));
+    }
+    else if (ch < 0x10000) { /* includes lone surrogates: "surrogatepass" */
+        buf[used++] = (unsigned char)(0xE0 | (ch >> 12));
+        buf[used++] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+        buf[used++] = (unsigned char)(0x80 | (ch & 0x3F));
+    }
+    else {
+        buf[used++] = (unsigned char)(0xF0 | (ch >> 18));
+        buf[used++] = (unsigned char)(0x80 | ((ch >> 12) & 0x3F));
+        buf[used++] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+        buf[used++] = (unsigned char)(0x80 | (ch & 0x3F));
+    }
+    return used;
+}
+
+#define ENCODE_LOOP(TYPE)                                        \
+    do {                                                         \
+        const TYPE *src = (const TYPE *)data;                    \
+        for (Py_ssize_t i = 0; i < len; i++) {                   \
+            if (used > UTF8_CHUNK - 4) {                         \
+                c = crc_update(c, buf, used);                    \
+                used = 0;                                        \
+            }                                                    \
+            used = put_utf8(buf, used, (Py_UCS4)src[i]);         \
+        }                                                        \
+    } while (0)
+
+/* s must be a ready str (exact or subclass). Never fails, never allocates. */
+static uint32_t
+str_crc32(PyObject *s)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    const void *data = PyUnicode_DATA(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        /* ASCII is its own UTF-8. */
+        return ~crc_update(0xFFFFFFFFu, (const unsigned char *)data, (size_t)len);
+    }
+    unsigned char buf[UTF8_CHUNK];
+    size_t used = 0;
+    uint32_t c = 0xFFFFFFFFu;
+    switch (PyUnicode_KIND(s)) {
+    case PyUnicode_1BYTE_KIND:
+        ENCODE_LOOP(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        ENCODE_LOOP(Py_UCS2);
+        break;
+    default:
+        ENCODE_LOOP(Py_UCS4);
+        break;
+    }
+    return ~crc_update(c, buf, used);
+}
+
+/* 0 when s is a str whose data can be read; -1 with an exception set otherwise. */
+static inline int
+ensure_ready(PyObject *s)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    /* Only strings made by the deprecated wstr APIs are not ready (3.11 and older). */
+    return PyUnicode_READY(s);
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
+/* ---- module functions ---- */
+
+PyDoc_STRVAR(str_crc32_doc,
+"str_crc32(s, /)\n--\n\n"
+"zlib.crc32(s.encode('utf-8', 'surrogatepass')) for a str s (or a str subclass,\n"
+"whose value is hashed).");
+
+static PyObject *
+py_str_crc32(PyObject *module, PyObject *s)
+{
+    (void)module;
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "str_crc32() argument must be str, not %.200s",
+                     Py_TYPE(s)->tp_name);
+        return NULL;
+    }
+    if (ensure_ready(s) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong((unsigned long)str_crc32(s));
+}
+
+PyDoc_STRVAR(buckets_doc,
+"buckets(events, keys, n, /)\n--\n\n"
+"Split events into n lists by zlib.crc32(key.encode('utf-8', 'surrogatepass')) % n,\n"
+"each list in arrival order. key is the event itself when keys is None, else\n"
+"keys[i] (a list as long as events). Return None when events or keys is not\n"
+"exactly a list or when a key is not a str: the caller then takes its general\n"
+"path. Raise ValueError when n < 1 or the lengths differ.");
+
+static PyObject *
+py_buckets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "buckets() takes exactly 3 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    PyObject *events = args[0];
+    PyObject *keys = args[1];
+    if (!PyLong_Check(args[2])) {
+        PyErr_Format(PyExc_TypeError, "buckets() n must be an int, not %.200s",
+                     Py_TYPE(args[2])->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "the number of partitions must be >= 1, got: %zd", n);
+        return NULL;
+    }
+    if (!PyList_CheckExact(events)) {
+        Py_RETURN_NONE;
+    }
+    if (keys == Py_None) {
+        keys = events;
+    }
+    else if (!PyList_CheckExact(keys)) {
+        Py_RETURN_NONE;
+    }
+    else if (PyList_GET_SIZE(keys) != PyList_GET_SIZE(events)) {
+        PyErr_Format(PyExc_ValueError,
+                     "buckets() got %zd keys for %zd events",
+                     PyList_GET_SIZE(keys), PyList_GET_SIZE(events));
+        return NULL;
+    }
+
+    /* Allocate every list first: from here on nothing can run Python code (no
+     * allocation of GC-tracked objects, no calls into user types), so the input
+     * lists cannot change under the loop. The size is still read every turn. */
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *lst = PyList_New(0);
+        if (lst == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, i, lst);
+    }
+
+    /* crc32 values are < 2**32: a modulus at or above that never reduces them. */
+    const uint64_t n64 = (uint64_t)n;
+    const int pow2 = (n64 & (n64 - 1)) == 0;
+    const uint32_t mask = pow2 && n64 <= 0xFFFFFFFFu ? (uint32_t)(n64 - 1) : 0xFFFFFFFFu;
+    const uint32_t n32 = n64 > 0xFFFFFFFFu ? 0 : (uint32_t)n64;
+
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyUnicode_Check(key)) {
+            goto fallback;
+        }
+        if (ensure_ready(key) < 0) {
+            PyErr_Clear();
+            goto fallback;
+        }
+        uint32_t h = str_crc32(key);
+        uint32_t p = (pow2 || n32 == 0) ? (h & mask) : h % n32;
+        if (PyList_Append(PyList_GET_ITEM(result, p), PyList_GET_ITEM(events, i)) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    return result;
+
+fallback:
+    Py_DECREF(result);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"buckets", (PyCFunction)(void (*)(void))py_buckets, METH_FASTCALL, buckets_doc},
+    {"str_crc32", (PyCFunction)py_str_crc32, METH_O, str_crc32_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    "flowstage._speedups",
+    "Optional compiled helpers for flowstage._hash (pure-Python fallback there).",
+    -1,
+    speedups_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    crc_table_init();
+    return PyModule_Create(&speedups_module);
+}

@@ -1,0 +1,6 @@
+"""Optional compiled helpers for :mod:`flowstage._hash` (see ``_speedups.c``)."""
+
+from typing import Any
+
+def buckets(events: object, keys: object, n: int, /) -> list[list[Any]] | None: ...
+def str_crc32(s: str, /) -> int: ...
