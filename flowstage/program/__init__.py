@@ -16,6 +16,9 @@ from ._labels import add_flow_note as add_flow_note
 from ._labels import describe_layer as describe_layer
 from ._labels import layer_label as layer_label
 from ._labels import partition_note as partition_note
+from ._node import PartitionNode as PartitionNode
+from ._node import adrive as adrive
+from ._node import drive as drive
 from ._program import StageProgram as StageProgram
 from ._program import every_trigger as every_trigger
 from ._program import layer_callbacks as layer_callbacks
@@ -23,10 +26,13 @@ from ._program import make_program as make_program
 
 __all__ = (
     "Labels",
+    "PartitionNode",
     "StageProgram",
     "add_flow_note",
+    "adrive",
     "as_reduce",
     "describe_layer",
+    "drive",
     "every_trigger",
     "layer_callbacks",
     "layer_label",

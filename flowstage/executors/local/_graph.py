@@ -28,11 +28,13 @@ from ...plan import (
 )
 from ...program import make_program
 from ._dispatch import make_dispatcher
-from ._map_reducer import MapReducer, Scheduler
+from ._map_reducer import MapReducer, Scheduler, Trigger
 from ._sources import FlowAsyncIterableProducer, FlowIterableProducer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
+
+    from ..._subscription import Subscription
 
 __all__ = ["Graph"]
 
@@ -119,10 +121,11 @@ class Graph:
                     self.subscribe(s, p, cancel="transient")
         return through
 
-    def subscribe(self, consumer: Stage, producer: Stage, **opts: Any) -> None:
-        consumer.subscribe(producer, **opts)
+    def subscribe(self, consumer: Stage, producer: Stage, **opts: Any) -> Subscription[Any]:
+        sub: Subscription[Any] = consumer.subscribe(producer, **opts)
         if producer in self.owned:
             self.expected += 1
+        return sub
 
     def _build_layer(self, layer: LayerPlan) -> None:
         dispatch, consumer = self.consumer_of.get(layer.index, (Dispatch(), None))
@@ -151,9 +154,29 @@ class Graph:
                     stage.expect_upstream()
         self.layers.append(stages)
 
-    def trigger_targets(self) -> list[MapReducer]:
-        """The stages of the last reducing layers (searching back from the output),
-        or of the output layers when no layer reduces."""
+    # -- what the runtime calls; executors that host layers elsewhere override them --------
+
+    async def prepare(self) -> None:
+        """Called once before any stage starts."""
+
+    async def serve(self) -> None:
+        """Background work of the graph, run beside its stages (in each slice under
+        ``async for``); cancelled when the flow ends. Returns at once here."""
+
+    async def aclose(self) -> None:
+        """Called once when the flow has ended, whatever ended it."""
+
+    def trigger(self, name: object) -> None:
+        """Fire trigger ``name`` on every stage of the last reducing layers.
+
+        Raises ``anyio.WouldBlock`` if a stage's mailbox is full.
+        """
+        for stage in self.trigger_targets():
+            stage.send(Trigger(name))
+
+    def trigger_layers(self) -> list[int]:
+        """The last reducing layers (searching back from the output), or the output
+        layers when no layer reduces."""
         plan = self.plan
         start = [inp.source for inp in plan.output if isinstance(inp.source, int)]
         found: list[int] = []
@@ -171,5 +194,8 @@ class Graph:
             for inp in layer.inputs:
                 if isinstance(inp.source, int):
                     queue.append(inp.source)
-        chosen = found or start
-        return [s for index in sorted(set(chosen)) for s in self.layers[index]]
+        return sorted(set(found or start))
+
+    def trigger_targets(self) -> list[MapReducer]:
+        """The stages of :meth:`trigger_layers`."""
+        return [s for index in self.trigger_layers() for s in self.layers[index]]

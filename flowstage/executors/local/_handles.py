@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._map_reducer import Trigger
+from ._graph import Graph
 from ._runtime import Runtime
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from ..._stage import Stage
@@ -27,16 +28,22 @@ class LocalFlowStream(Generic[T]):
     the block early stops the flow.
     """
 
-    def __init__(self, plan: Plan, bindings: Bindings) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        bindings: Bindings,
+        graph: Callable[[Plan, Bindings, Runtime], Graph] = Graph,
+    ) -> None:
         self._plan = plan
         self._bindings = bindings
+        self._graph = graph
         self._runtime: Runtime | None = None
         self._events: EventStream[Any] | None = None
 
     async def __aenter__(self) -> EventSink[T]:
         if self._runtime is not None:
             raise RuntimeError("a flow stream can only be entered once")
-        runtime = self._runtime = Runtime(self._plan, self._bindings)
+        runtime = self._runtime = Runtime(self._plan, self._bindings, graph=self._graph)
         subs = runtime.output_subscriptions()
         await runtime.open()
         try:
@@ -77,16 +84,22 @@ class LocalRunningFlow:
     stage cancels the block and is raised from the ``async with``.
     """
 
-    def __init__(self, plan: Plan, bindings: Bindings) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        bindings: Bindings,
+        graph: Callable[[Plan, Bindings, Runtime], Graph] = Graph,
+    ) -> None:
         self._plan = plan
         self._bindings = bindings
+        self._graph = graph
         self._runtime: Runtime | None = None
 
     async def __aenter__(self) -> LocalRunningFlow:
         if self._runtime is not None:
             raise RuntimeError("a running flow can only be entered once")
         runtime = self._runtime = Runtime(
-            self._plan, self._bindings, drain=self._plan.sink != "into_stages"
+            self._plan, self._bindings, drain=self._plan.sink != "into_stages", graph=self._graph
         )
         await runtime.open()
         return self
@@ -134,8 +147,7 @@ class LocalRunningFlow:
 
         Raises ``anyio.WouldBlock`` if a stage's mailbox is full.
         """
-        for stage in self._rt().graph.trigger_targets():
-            stage.send(Trigger(name))
+        self._rt().graph.trigger(name)
 
     def stop(self) -> None:
         """Stop every stage of the flow now (no error is raised)."""

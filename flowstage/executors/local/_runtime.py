@@ -31,10 +31,12 @@ from ._graph import Graph
 from ._timer import Timer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from anyio.abc import TaskGroup, TaskStatus
 
     from ...plan import Bindings, Plan
-    from ._map_reducer import MapReducer
+    from ._timer import Timed
 
 __all__ = ["Runtime"]
 
@@ -45,9 +47,16 @@ class Runtime:
     """One task group, the flow's stages in an inner cancel scope, and the
     bookkeeping stages report to (see the module docstring)."""
 
-    def __init__(self, plan: Plan, bindings: Bindings, *, drain: bool = False) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        bindings: Bindings,
+        *,
+        drain: bool = False,
+        graph: Callable[[Plan, Bindings, Runtime], Graph] = Graph,
+    ) -> None:
         self.plan = plan
-        self.graph = Graph(plan, bindings, self)
+        self.graph = graph(plan, bindings, self)
         self.pending = 0
         self._drain_subs: Subscriptions | None = None
         if drain:
@@ -77,7 +86,7 @@ class Runtime:
         if self.pending == 0:
             self.release()
 
-    def schedule(self, deadline: float, stage: MapReducer) -> None:
+    def schedule(self, deadline: float, stage: Timed) -> None:
         timer = self.timer
         if timer is None:
             inner = self.inner
@@ -118,6 +127,7 @@ class Runtime:
         self.pending = self.graph.expected
         outer = await self._scope.enter()
         try:
+            await self.graph.prepare()
             for stage in self.graph.foreign:
                 if not lowlevel.is_started(stage):
                     # Started now, so no other scope starts it too.
@@ -142,6 +152,7 @@ class Runtime:
                     if self._drain_subs is not None:
                         self._live += 1
                         inner.start_soon(self._run_drain, self._drain_subs, name="flowstage:drain")
+                    inner.start_soon(self.graph.serve, name="flowstage:flow-graph")
                     if self.pending <= 0:
                         self.release()
                     task_status.started()
@@ -182,7 +193,11 @@ class Runtime:
         if self._stage_scope is not None:
             self._stage_scope.cancel()
         try:
-            suppressed = await self._scope.exit(exc)
+            try:
+                suppressed = await self._scope.exit(exc)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.graph.aclose()
         except BaseException as raised:
             if raised is not exc and not isinstance(raised, anyio.get_cancelled_exc_class()):
                 self.failure = raised

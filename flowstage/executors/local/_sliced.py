@@ -23,9 +23,12 @@ import anyio
 
 from ... import lowlevel
 from ..._stream import EventSink
+from ._graph import Graph
 from ._runtime import Runtime
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..._stage import Stage
     from ...plan import Bindings, Plan
 
@@ -37,9 +40,16 @@ __all__ = ["SlicedFlowIterator"]
 class SlicedFlowIterator(Generic[T]):
     """The iterator behind ``async for e in flow`` (see the module docstring)."""
 
-    def __init__(self, plan: Plan, bindings: Bindings) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        bindings: Bindings,
+        graph: Callable[[Plan, Bindings, Runtime], Graph] = Graph,
+    ) -> None:
         self._plan = plan
         self._bindings = bindings
+        self._graph = graph
+        self._prepared = False
         self._runtime: Runtime | None = None
         self._sink: EventSink[T] | None = None
         self._stages: list[Stage] = []
@@ -61,6 +71,10 @@ class SlicedFlowIterator(Generic[T]):
             raise StopAsyncIteration
         if self._runtime is None:
             self._setup()
+        if not self._prepared:
+            self._prepared = True
+            assert self._runtime is not None
+            await self._runtime.graph.prepare()
         batch = await self._slice()
         if batch is None:
             self._finished = True
@@ -79,9 +93,12 @@ class SlicedFlowIterator(Generic[T]):
         for stage in self._stages:
             if not lowlevel.is_terminated(stage):
                 await lowlevel.close_source(stage)
+        if self._runtime is not None:
+            with anyio.CancelScope(shield=True):
+                await self._runtime.graph.aclose()
 
     def _setup(self) -> None:
-        runtime = self._runtime = Runtime(self._plan, self._bindings)
+        runtime = self._runtime = Runtime(self._plan, self._bindings, graph=self._graph)
         subs = runtime.output_subscriptions()
         runtime.pending = runtime.graph.expected
         sink: EventSink[T] = EventSink(self)
@@ -112,6 +129,7 @@ class SlicedFlowIterator(Generic[T]):
                 timer = runtime.timer
                 if timer is not None:
                     tg.start_soon(timer.run, name="flowstage:flow-timer")
+                tg.start_soon(runtime.graph.serve, name="flowstage:flow-graph")
                 left = len(live)
                 all_paused = anyio.Event()
 
@@ -139,7 +157,13 @@ class SlicedFlowIterator(Generic[T]):
                 tg.cancel_scope.cancel()  # the timer, if any
         except BaseExceptionGroup as group:
             self._finished = True
-            raise lowlevel.collapse(group) from None
+            failure = lowlevel.collapse(group)
+            with anyio.CancelScope(shield=True):
+                await runtime.graph.aclose()
+            raise failure from None
         finally:
             runtime.inner = None
+        if result is None:
+            with anyio.CancelScope(shield=True):
+                await runtime.graph.aclose()
         return result
