@@ -53,9 +53,11 @@ def _loads_plan(data: bytes) -> Plan:
 def _error_payload(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     """``(pickled exception or None, type name, message, formatted traceback)``."""
     text = "".join(traceback.format_exception(exc))
+    data: bytes | None
     try:
-        data: bytes | None = pickle.dumps(exc, protocol=5)
-        pickle.loads(data)  # an exception that cannot be rebuilt is sent by name
+        pickled = pickle.dumps(exc, protocol=5)
+        pickle.loads(pickled)  # an exception that cannot be rebuilt is sent by name
+        data = pickled
     except Exception:
         data = None
     return data, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text
