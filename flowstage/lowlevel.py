@@ -29,6 +29,7 @@ from ._scope import OwningScope
 from ._scope import collapse_failures as collapse
 from ._sources import AsyncIterableProducer, IterableProducer
 from ._stream import EventSink
+from ._subscription import INTERNAL_INFO
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +46,7 @@ __all__ = (
     "is_terminated",
     "leaves",
     "messages_handled",
+    "post",
     "run",
     "wake",
 )
@@ -81,6 +83,17 @@ def is_terminated(stage: Stage) -> bool:
 def wake(stage: Stage) -> None:
     """Wake ``stage`` so that a :func:`run` slice checks its ``until`` condition."""
     stage._wake()
+
+
+def post(stage: Stage, message: object) -> None:
+    """Deliver ``message`` to ``stage.handle_info`` from outside the stage's task.
+
+    Unlike :meth:`Stage.send` it never raises ``WouldBlock`` and does not count
+    against ``mailbox_limit``, so the caller must bound how many messages it posts
+    (for example one wake-up at a time, coalescing what it has to say). Messages to
+    a stopped stage are dropped.
+    """
+    stage._mailbox.put((INTERNAL_INFO, message))
 
 
 def messages_handled(stage: Stage) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..lowlevel import collapse
-from ..program import Labels, add_flow_note, partition_note
+from ..program import Labels, add_flow_note, partition_note, routing_note
 
 if TYPE_CHECKING:
     from ..plan import LayerPlan
@@ -50,10 +50,3 @@ def source_note(name: str, asynchronous: bool) -> str:
     """The note of a failure raised while iterating a source."""
     kind = "async iterable" if asynchronous else "iterable"
     return f"in {name} (iterating the source {kind})"
-
-
-def routing_note(consumer: LayerPlan | None, partitions: int) -> str:
-    """The note of a failure of the partition function feeding ``consumer``."""
-    what = "join key" if consumer is not None and consumer.kind == "join" else "partition key/hash"
-    layer = "?" if consumer is None else str(consumer.index)
-    return f"in flow layer {layer} ({what}), routing events to {partitions} partitions"

@@ -12,6 +12,7 @@ __all__ = ["EXECUTOR_NAMES", "resolve"]
 #: Executors known by name, and where each lives (imported only when asked for).
 EXECUTOR_NAMES: Final[dict[str, tuple[str, str]]] = {
     "local": ("flowstage.executors.local", "LocalExecutor"),
+    "process": ("flowstage.executors.process", "ProcessExecutor"),
 }
 
 

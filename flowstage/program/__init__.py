@@ -16,6 +16,7 @@ from ._labels import add_flow_note as add_flow_note
 from ._labels import describe_layer as describe_layer
 from ._labels import layer_label as layer_label
 from ._labels import partition_note as partition_note
+from ._labels import routing_note as routing_note
 from ._node import PartitionNode as PartitionNode
 from ._node import adrive as adrive
 from ._node import drive as drive
@@ -38,6 +39,7 @@ __all__ = (
     "layer_label",
     "make_program",
     "partition_note",
+    "routing_note",
 )
 
 _fixup_module_metadata(__name__, __all__)

@@ -24,6 +24,7 @@ __all__ = [
     "labelled",
     "layer_label",
     "partition_note",
+    "routing_note",
 ]
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -102,6 +103,14 @@ def layer_label(layer: LayerPlan) -> str:
     """How a layer is shown to people: where it starts and what it does, such as
     ``from_iterable(2) → flat_map`` or ``partition(4) → reduce``."""
     return f"{layer.origin}({layer.stages}) → {describe_layer(layer)}"
+
+
+def routing_note(consumer: LayerPlan | None, partitions: int) -> str:
+    """The note of a failure of the partition function feeding ``consumer``
+    (``None``: the flow's output)."""
+    what = "join key" if consumer is not None and consumer.kind == "join" else "partition key/hash"
+    layer = "?" if consumer is None else str(consumer.index)
+    return f"in flow layer {layer} ({what}), routing events to {partitions} partitions"
 
 
 def partition_note(layer: LayerPlan, index: int, label: str) -> str:

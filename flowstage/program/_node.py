@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._demand import DemandAccount
 from ..dispatchers import DemandDispatcher, Dispatcher, PartitionDispatcher
+from ._labels import add_flow_note, routing_note
 from ._program import StageProgram, make_program
 
 if TYPE_CHECKING:
@@ -100,17 +101,23 @@ class PartitionNode:
     """Stage ``index`` of ``layer``, hosted without a task (see the module docstring).
 
     ``output`` is how the node feeds its consumers (the dispatch of the layer that
-    consumes it; a demand dispatch for the flow's output). The host must
+    consumes it, ``consumer``; a demand dispatch for the flow's output). A failure of
+    its partition function gets the note the local executor's dispatchers add. The host must
     :meth:`connect_input` every input edge and :meth:`connect_output` every output
     edge before the first message, call :meth:`start` once, then feed messages and
     send what :attr:`outbox` holds after every call (and clear it).
     """
 
-    def __init__(self, layer: LayerPlan, index: int, output: Dispatch) -> None:
+    def __init__(
+        self, layer: LayerPlan, index: int, output: Dispatch, consumer: LayerPlan | None = None
+    ) -> None:
         self.layer = layer
         self.index = index
         self.program: StageProgram = make_program(layer, index, layer.stages)
         self.dispatcher = make_dispatcher(output)
+        self._routing = (
+            routing_note(consumer, output.partitions) if output.kind == "partition" else None
+        )
         #: What the host must send, in order: ``(kind, edge, payload)``.
         self.outbox: list[tuple[str, int, Any]] = []
         self._accounts: dict[int, DemandAccount] = {}
@@ -261,7 +268,12 @@ class PartitionNode:
         """Dispatch ``events`` up to the demand; keep the rest first in line.
         Returns True when all of them were placed."""
         dispatcher = self.dispatcher
-        leftover = dispatcher.dispatch(events)
+        try:
+            leftover = dispatcher.dispatch(events)
+        except Exception as exc:
+            if self._routing is not None:
+                add_flow_note(exc, self._routing)
+            raise
         self._demand = max(self._demand - (len(events) - len(leftover)), 0)
         self._deliver()
         if leftover:

@@ -10,11 +10,17 @@ import pytest
 from trio.testing import MockClock
 
 from flowstage.executors import Executor, LocalExecutor
+from flowstage.executors.process import ProcessExecutor
 from flowstage.testing import ConformanceCase, ConformanceFailure, check_executor, conformance_cases
 
 pytestmark = pytest.mark.anyio
 
-EXECUTORS: dict[str, Any] = {"local": LocalExecutor}
+EXECUTORS: dict[str, Any] = {
+    "local": LocalExecutor,
+    "process-1": lambda: ProcessExecutor(1),
+    "process-2": lambda: ProcessExecutor(2),
+    "process-4": lambda: ProcessExecutor(4),
+}
 
 
 @pytest.fixture(params=sorted(EXECUTORS))

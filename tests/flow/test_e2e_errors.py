@@ -57,3 +57,21 @@ async def test_timeout_around_a_slow_flow() -> None:
 async def test_bad_from_stages_argument() -> None:
     with pytest.raises(TypeError, match="from_stages expects"):
         await Flow.from_stages([object()]).map(lambda x: x).to_list()
+
+
+async def test_every_partition_failing_notes_the_other_failures() -> None:
+    # On the local executor every partition fails at its final trigger before the
+    # flow stops: the first failure is raised, the others are listed in a note.
+    def fail(acc: int, p: Any) -> tuple[list[Any], int]:
+        raise Boom(str(p))
+
+    flow = Flow.from_iterable(range(10), stages=3).reduce(lambda: 0, lambda a, x: a + x)
+    for run in ("to_list", "iterate"):
+        with pytest.raises(Boom) as info:
+            if run == "to_list":
+                await flow.on_trigger(fail).to_list()
+            else:
+                async for _ in flow.on_trigger(fail):
+                    pass
+        notes = info.value.__notes__
+        assert any(n.startswith("other stages failed too") for n in notes), (run, notes)

@@ -51,6 +51,7 @@ from .._failure import note_partition_failure
 if TYPE_CHECKING:
     from ...dispatchers import Dispatcher
     from ...plan import LayerPlan
+    from ._timer import Timed
 
 __all__ = ["BUFFER_SIZE", "TICK", "MapReducer", "Scheduler", "Trigger", "trigger_name"]
 
@@ -102,8 +103,8 @@ class Scheduler(Protocol):
     def subscribed(self) -> None:
         """One subscription to a flow-owned producer is established."""
 
-    def schedule(self, deadline: float, stage: MapReducer) -> None:
-        """Wake ``stage`` (with :data:`TICK`) once ``anyio.current_time() >= deadline``."""
+    def schedule(self, deadline: float, stage: Timed) -> None:
+        """Call ``stage.fire(deadline)`` once ``anyio.current_time() >= deadline``."""
 
 
 class MapReducer(ProducerConsumer[Any, Any]):

@@ -30,7 +30,7 @@ import socket
 import sys
 import traceback
 from collections import deque
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
@@ -38,6 +38,9 @@ from ...plan import Dispatch, Plan, require_version
 from ...program import Labels, PartitionNode, adrive, drive
 from .._failure import note_partition_failure
 from ._channel import Channel, ChannelClosed, read_frame_blocking
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["worker_main"]
 
@@ -71,6 +74,7 @@ class Worker:
         self.index: int = setup["index"]
         self.parent = parent
         self.peers = peers
+        self.peer_index = {id(channel): index for index, channel in peers.items()}
         self.nodes: dict[int, PartitionNode] = {}
         self.labels: dict[int, Labels] = {}
         # edge -> node at this end, and where the other end is.
@@ -83,9 +87,23 @@ class Worker:
         self.inbox: deque[tuple[Any, ...]] = deque()
         self._wake: anyio.Event | None = None
         self.stopping = False
+        # Quiescence reports (only under a virtual clock in the parent): messages
+        # received from each sender ("parent" or a worker index), sent to each worker.
+        self.track: bool = setup["track"]
+        self.received: dict[str | int, int] = {}
+        self.sent: dict[int, int] = {}
+        self._reported = False
         for node_id, layer_index, partition, output in setup["nodes"]:
             layer = plan.layers[layer_index]
-            node = PartitionNode(layer, partition, output if output is not None else Dispatch())
+            # output: where the node's dispatch is, (consumer layer, input), or None
+            # for the parent (a demand dispatch).
+            if output is None:
+                node = PartitionNode(layer, partition, Dispatch())
+            else:
+                consumer = plan.layers[output[0]]
+                node = PartitionNode(
+                    layer, partition, consumer.inputs[output[1]].dispatch, consumer
+                )
             self.nodes[node_id] = node
             self.node_id[id(node)] = node_id
             self.deadlines[node_id] = None
@@ -112,8 +130,20 @@ class Worker:
 
     # -- receiving ------------------------------------------------------------------------
 
+    def receiver(self, source: str | int) -> Callable[[tuple[Any, ...]], None]:
+        """The callback of the read loop of ``source``'s channel."""
+        if not self.track:
+            return self.deliver
+        self.received[source] = 0
+
+        def deliver(message: tuple[Any, ...]) -> None:
+            self.received[source] += 1
+            self.deliver(message)
+
+        return deliver
+
     def deliver(self, message: tuple[Any, ...]) -> None:
-        """Called by the read loops: queue ``message`` for the processing task."""
+        """Queue ``message`` for the processing task."""
         self.inbox.append(message)
         wake = self._wake
         if wake is not None:
@@ -127,10 +157,14 @@ class Worker:
         inbox = self.inbox
         while not self.stopping:
             if not inbox:
+                if self.track and not self._reported:
+                    self._reported = False
+                    self.parent.send(("idle", dict(self.received), dict(self.sent)))
                 self._wake = wake = anyio.Event()
                 await wake.wait()
                 continue
             message = inbox.popleft()
+            self._reported = False
             kind = message[0]
             if kind == "events":
                 edge = message[1]
@@ -189,6 +223,9 @@ class Worker:
                 self.deliver(message)
             else:
                 target.send(message)
+                if self.track and target is not self.parent:
+                    peer = self.peer_index[id(target)]
+                    self.sent[peer] = self.sent.get(peer, 0) + 1
 
     def statistics(self) -> list[dict[str, Any]]:
         """The counters of every node this worker hosts."""
@@ -215,21 +252,21 @@ async def _flush(channel: Channel) -> None:
 
 
 async def _serve(worker: Worker) -> None:
-    async def peer_reader(channel: Channel) -> None:
-        await channel.read_loop(worker.deliver)  # a peer that goes away is ignored
+    async def peer_reader(index: int, channel: Channel) -> None:
+        await channel.read_loop(worker.receiver(index))  # a peer that goes away is ignored
 
     async def peer_writer(channel: Channel) -> None:
         with contextlib.suppress(ChannelClosed):
             await channel.write_loop()
 
     async with anyio.create_task_group() as tg:
-        for channel in worker.peers.values():
-            tg.start_soon(peer_reader, channel)
+        for index, channel in worker.peers.items():
+            tg.start_soon(peer_reader, index, channel)
             tg.start_soon(peer_writer, channel)
-        tg.start_soon(worker.parent.write_loop)
+        tg.start_soon(peer_writer, worker.parent)
 
         async def parent_reader() -> None:
-            await worker.parent.read_loop(worker.deliver)
+            await worker.parent.read_loop(worker.receiver("parent"))
             worker.stopping = True  # the parent is gone: stop
             tg.cancel_scope.cancel()
 

@@ -1,0 +1,125 @@
+"""The process executor: a flow's partitions in worker processes, on every core.
+
+``ProcessExecutor(workers=None)`` runs every layer of a flow in long-lived worker
+processes (``os.cpu_count()`` of them by default, at most one per partition of the
+widest layer). Each worker hosts partitions of every layer (partition ``i`` in
+worker ``i % workers``), runs the same per-partition programs as the local executor,
+and routes each sub-batch of a ``partition``, ``shuffle`` or join straight to the
+worker that owns its partition. The parent runs the sources and anything that is not
+portable (running stages, push handles) on the local engine and talks to the
+workers through proxies. Demand crosses processes as GenStage demand, so memory
+stays bounded however large the input and however slow a consumer.
+
+Plans travel to the workers pickled, so callbacks must be importable (module-level
+functions); with ``cloudpickle`` installed, lambdas and closures travel too.
+:func:`~flowstage.plan.check_portable` runs before any process starts, and
+:class:`FlowNotPortable` names every callback that cannot be sent, with a fix.
+
+Trust boundary: pickled frames travel only between the parent and its own workers,
+over socketpairs made for the run, never over a network port.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..._options import check_choice, check_positive_int
+from ..._public import fixup_module_metadata as _fixup_module_metadata
+from ...plan import Bindings, Plan, check_portable, require_version
+from ..local import LocalFlowStream, LocalRunningFlow, SlicedFlowIterator
+from ._errors import FlowNotPortable as FlowNotPortable
+from ._errors import RemoteError as RemoteError
+from ._errors import WorkerCrashed as WorkerCrashed
+from ._graph import ProcessGraph
+from ._pool import default_workers, running_backend, start_method
+
+if TYPE_CHECKING:
+    from ..local._graph import Graph
+    from ..local._runtime import Runtime
+
+__all__ = ("FlowNotPortable", "ProcessExecutor", "RemoteError", "WorkerCrashed")
+
+
+def _serialize(plan: Plan) -> bytes:
+    """The plan as bytes for the workers: pickle, or cloudpickle when the plan needs
+    it and it is installed.
+
+    Raises:
+        FlowNotPortable: a part of the plan cannot be sent (each with a fix).
+    """
+    problems = check_portable(plan)
+    if not problems:
+        return pickle.dumps(plan, protocol=5)
+    if importlib.util.find_spec("cloudpickle") is not None:
+        import cloudpickle  # type: ignore[import-not-found, unused-ignore]
+
+        problems = check_portable(plan, cloudpickle)
+        if not problems:
+            data: bytes = cloudpickle.dumps(plan, protocol=5)
+            return data
+    raise FlowNotPortable([str(p) for p in problems])
+
+
+class ProcessExecutor:
+    """Runs a flow's layers in worker processes (see the module docstring).
+
+    Args:
+        workers: how many worker processes at most (default: the CPUs this process
+            may use); a run starts one per partition of its widest layer, up to this.
+        start_method: ``"forkserver"`` (the default where it exists) or ``"spawn"``;
+            never a bare ``fork`` of the (threaded) parent.
+
+    Scripts that use it must guard their entry point with
+    ``if __name__ == "__main__":``, as for any ``multiprocessing`` program: the
+    ``forkserver`` and ``spawn`` methods import the main module in every worker.
+    """
+
+    name: ClassVar[str] = "process"
+
+    def __init__(self, workers: int | None = None, *, start_method: str | None = None) -> None:
+        self.workers = (
+            default_workers()
+            if workers is None
+            else check_positive_int("workers", workers, "ProcessExecutor")
+        )
+        self.start_method = (
+            None
+            if start_method is None
+            else check_choice(
+                "start_method", start_method, ("forkserver", "spawn"), "ProcessExecutor"
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"ProcessExecutor(workers={self.workers})"
+
+    def _graph(self, plan: Plan) -> Any:
+        plan = require_version(plan)
+        data = _serialize(plan)
+
+        def make(plan: Plan, bindings: Bindings, runtime: Runtime) -> Graph:
+            return ProcessGraph(
+                plan,
+                bindings,
+                runtime,
+                workers=self.workers,
+                plan_bytes=data,
+                backend=running_backend(),
+                method=self.start_method or start_method(),
+            )
+
+        return make
+
+    def open_stream(self, plan: Plan, bindings: Bindings) -> LocalFlowStream[Any]:
+        return LocalFlowStream(plan, bindings, graph=self._graph(plan))
+
+    def start(self, plan: Plan, bindings: Bindings) -> LocalRunningFlow:
+        return LocalRunningFlow(plan, bindings, graph=self._graph(plan))
+
+    def iterate(self, plan: Plan, bindings: Bindings) -> SlicedFlowIterator[Any]:
+        return SlicedFlowIterator(plan, bindings, graph=self._graph(plan))
+
+
+_fixup_module_metadata(__name__, __all__)

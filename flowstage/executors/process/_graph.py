@@ -1,0 +1,232 @@
+"""Wiring a plan across worker processes.
+
+:class:`ProcessGraph` is the local executor's graph with every layer moved out: the
+parent builds the sources (and any running stage the flow uses) exactly as the local
+executor does, but each partition of each layer becomes a node hosted by a worker
+(:class:`~flowstage.program.PartitionNode`), and proxies take its place where a
+parent-side stage meets it (see :mod:`._proxies`).
+
+Placement: partition ``i`` of every layer lives in worker ``i % workers``, so a
+partitioned layer and the layer that feeds it share workers partition by partition
+and only the keys that change partition cross between processes. Edges between
+nodes of one worker stay inside it; edges between workers use their own socket;
+nothing flows through the parent after the sources.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..local._graph import Graph
+from ._pool import WorkerPool
+from ._proxies import InputProxy, OutputProxy
+
+if TYPE_CHECKING:
+    from ..._stage import Stage
+    from ...plan import Bindings, LayerInput, LayerPlan, Plan
+    from ..local._map_reducer import Scheduler
+
+__all__ = ["ProcessGraph", "RemoteTimer"]
+
+#: One end of an edge: ``("node", node_id, worker)`` or ``("parent",)``.
+End = tuple[Any, ...]
+_PARENT: End = ("parent",)
+
+
+class RemoteTimer:
+    """A partition's timer, kept by the parent: when the partition's deadline comes
+    (on the parent's clock), the parent sends the worker ``("time", node, now)``."""
+
+    __slots__ = ("armed", "node", "pool", "worker")
+
+    def __init__(self, pool: WorkerPool, worker: int, node: int) -> None:
+        self.pool = pool
+        self.worker = worker
+        self.node = node
+        self.armed: float | None = None
+
+    def fire(self, deadline: float) -> bool:
+        if self.armed != deadline or self.pool.stopping:
+            return True
+        self.armed = None
+        self.pool.send(self.worker, ("time", self.node, anyio.current_time()))
+        return True
+
+    def rearm(self, deadline: float) -> None:
+        self.armed = deadline
+
+
+class ProcessGraph(Graph):
+    """The graph of a plan whose layers run in worker processes (see the module
+    docstring)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        bindings: Bindings,
+        scheduler: Scheduler,
+        *,
+        workers: int,
+        plan_bytes: bytes,
+        backend: str,
+        method: str | None = None,
+    ) -> None:
+        widest = max((layer.stages for layer in plan.layers), default=0)
+        # Where each layer's output dispatch is in the plan: (consumer layer, input).
+        self.dispatch_ref: dict[int, tuple[int, int]] = {}
+        for consumer in plan.layers:
+            for k, inp in enumerate(consumer.inputs):
+                if isinstance(inp.source, int):
+                    self.dispatch_ref[inp.source] = (consumer.index, k)
+        self.pool = WorkerPool(min(workers, widest), method)
+        self.plan_bytes = plan_bytes
+        self.backend = backend
+        #: node id -> (layer index, partition, worker)
+        self.nodes: list[tuple[int, int, int]] = []
+        self.layer_nodes: list[list[int]] = []
+        #: (edge, producer end, consumer end, subscription options)
+        self.edges: list[tuple[int, End, End, dict[str, Any]]] = []
+        self.input_proxies: dict[int, InputProxy] = {}
+        self.output_proxies: dict[int, OutputProxy] = {}
+        self._proxy_of_node: dict[int, OutputProxy] = {}
+        self.timers: dict[int, RemoteTimer] = {}
+        self._scheduler = scheduler
+        super().__init__(plan, bindings, scheduler)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _edge(self, producer: End, consumer: End, options: dict[str, Any]) -> int:
+        edge = len(self.edges)
+        self.edges.append((edge, producer, consumer, options))
+        return edge
+
+    def _end(self, node: int) -> End:
+        return ("node", node, self.nodes[node][2])
+
+    def _build_layer(self, layer: LayerPlan) -> None:
+        ids: list[int] = []
+        for i in range(layer.stages):
+            node = len(self.nodes)
+            worker = i % self.pool.size
+            self.nodes.append((layer.index, i, worker))
+            self.pool.partitions[worker].append(f"layer {layer.index} partition {i}")
+            self.timers[node] = RemoteTimer(self.pool, worker, node)
+            ids.append(node)
+        for inp in layer.inputs:
+            partitioned = inp.dispatch.kind == "partition"
+            if isinstance(inp.source, int):
+                for i, consumer in enumerate(ids):
+                    options = {"partition": i} if partitioned else {}
+                    for producer in self.layer_nodes[inp.source]:
+                        self._edge(self._end(producer), self._end(consumer), options)
+                continue
+            producers = self._producers(inp, layer)
+            for i, consumer in enumerate(ids):
+                extra = {"partition": i} if partitioned else {}
+                worker = self.nodes[consumer][2]
+                for p in producers:
+                    edge = self._edge(_PARENT, self._end(consumer), {})
+                    proxy = InputProxy(edge, self._sender(worker), f"flow-input{edge}")
+                    proxy.subscription = self.subscribe(proxy, p, cancel="transient", **extra)
+                    self.input_proxies[edge] = proxy
+                    self.tracked.append(proxy)
+        self.layers.append([])
+        self.layer_nodes.append(ids)
+
+    def _sender(self, worker: int) -> Any:
+        pool = self.pool
+
+        def send(message: Any) -> None:
+            pool.send(worker, message)
+
+        return send
+
+    def _producers(self, inp: LayerInput, consumer: LayerPlan | None) -> list[Stage]:
+        if isinstance(inp.source, int):
+            return [self._output_proxy(node) for node in self.layer_nodes[inp.source]]
+        return super()._producers(inp, consumer)
+
+    def _output_proxy(self, node: int) -> OutputProxy:
+        proxy = self._proxy_of_node.get(node)
+        if proxy is None:
+            edge = self._edge(self._end(node), _PARENT, {})
+            worker = self.nodes[node][2]
+            proxy = OutputProxy(edge, self._sender(worker), self._scheduler, f"flow-output{edge}")
+            self._proxy_of_node[node] = proxy
+            self.output_proxies[edge] = proxy
+            self.tracked.append(proxy)
+            self.owned.add(proxy)
+        return proxy
+
+    def setups(self, now: float) -> list[dict[str, Any]]:
+        """The set-up frame of each worker."""
+        out = []
+        for worker in range(self.pool.size):
+            nodes = [
+                (node, layer, partition, self.dispatch_ref.get(layer))
+                for node, (layer, partition, w) in enumerate(self.nodes)
+                if w == worker
+            ]
+            edges = [
+                e
+                for e in self.edges
+                if (e[1][0] == "node" and e[1][2] == worker)
+                or (e[2][0] == "node" and e[2][2] == worker)
+            ]
+            out.append(
+                {
+                    "index": worker,
+                    "plan": self.plan_bytes,
+                    "nodes": nodes,
+                    "edges": edges,
+                    "peers": self.pool.size - 1,
+                    "backend": self.backend,
+                    "now": now,
+                }
+            )
+        return out
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        if self.pool.size:
+            await self.pool.start(self.setups(anyio.current_time()))
+
+    async def serve(self) -> None:
+        if self.pool.size:
+            await self.pool.serve(self._handle)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    def _handle(self, worker: int, message: Any) -> None:
+        kind = message[0]
+        if kind == "events":
+            self.output_proxies[message[1]].receive(message[2])
+        elif kind == "ask":
+            self.input_proxies[message[1]].ask(message[2])
+        elif kind == "done":
+            self.output_proxies[message[1]].receive_done()
+        elif kind == "deadline":
+            self._arm(message[1], message[2])
+
+    def _arm(self, node: int, deadline: float | None) -> None:
+        timer = self.timers[node]
+        if deadline is None:
+            timer.armed = None
+        elif deadline == float("-inf"):
+            timer.armed = None
+            self.pool.send(timer.worker, ("time", node, anyio.current_time()))
+        elif deadline != timer.armed:
+            timer.armed = deadline
+            self._scheduler.schedule(deadline, timer)
+
+    def trigger(self, name: object) -> None:
+        by_worker: dict[int, list[int]] = {}
+        for layer in self.trigger_layers():
+            for node in self.layer_nodes[layer]:
+                by_worker.setdefault(self.nodes[node][2], []).append(node)
+        for worker, nodes in by_worker.items():
+            self.pool.send(worker, ("trigger", nodes, name))

@@ -1,0 +1,286 @@
+"""Worker processes of one run: starting them, talking to them, stopping them.
+
+Start-up (in a thread, as it blocks): one ``socket.socketpair()`` per worker; the
+process is started with the ``forkserver`` method (never a bare ``fork`` of a
+threaded parent; the fork server preloads flowstage, so later runs start fast), the
+set-up frame is sent, then one socketpair per pair of workers is made and each end
+passed to its worker as a file descriptor over the parent socket. The parent keeps
+only its own ends.
+
+Shut-down, whatever ended the flow: the parent closes its sockets (a worker stops
+when its parent socket closes), waits for the processes to exit, and kills those that
+do not within a short deadline. A finalizer does the same if the pool is dropped
+without being closed, so no worker outlives its flow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import socket
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from ._channel import Channel, ChannelClosed, write_frame_blocking
+from ._errors import RemoteError, WorkerCrashed
+from ._worker import worker_main
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from multiprocessing.process import BaseProcess
+
+__all__ = ["WorkerPool", "start_method"]
+
+#: How long a worker may take to exit once its parent socket is closed.
+EXIT_DEADLINE: Final = 2.0
+
+_preload_lock = threading.Lock()
+
+
+def start_method() -> str:
+    """``"forkserver"`` where it exists (POSIX), else ``"spawn"``."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _context(method: str) -> Any:
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        with _preload_lock:
+            # Workers forked from a server that imported flowstage start in milliseconds.
+            ctx.set_forkserver_preload(["flowstage.executors.process._worker"])
+    return ctx
+
+
+def _terminate(processes: list[BaseProcess], sockets: list[socket.socket]) -> None:
+    """Close the sockets and make sure every process is gone (finalizer)."""
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.close()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(EXIT_DEADLINE)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(EXIT_DEADLINE)
+
+
+class WorkerPool:
+    """The workers of one run and their channels.
+
+    ``handle`` is called for every message a worker sends, in order per worker.
+    """
+
+    def __init__(self, workers: int, method: str | None = None) -> None:
+        self.size = workers
+        self.method = method or start_method()
+        self.processes: list[BaseProcess] = []
+        self.channels: list[Channel] = []
+        self.partitions: list[list[str]] = [[] for _ in range(workers)]
+        self.stopping = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        #: Hold a virtual clock while workers are busy (see :meth:`hold_clock`).
+        self.track = _virtual_clock()
+        self._sent = [0] * workers
+        self._reports: list[tuple[dict[Any, int], dict[int, int]] | None] = [None] * workers
+        self._busy: anyio.Event | None = None
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def start(self, setups: list[dict[str, Any]]) -> None:
+        """Start one worker per set-up (worker ``i`` gets ``setups[i]``)."""
+        for setup in setups:
+            setup["track"] = self.track
+        if self.track:
+            # A virtual clock must not jump while the workers start.
+            done = anyio.Event()
+            result: list[list[socket.socket]] = []
+
+            async def start() -> None:
+                try:
+                    result.append(await anyio.to_thread.run_sync(self._start_blocking, setups))
+                finally:
+                    done.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(start)
+                while not done.is_set():
+                    await anyio.lowlevel.checkpoint()
+            socks = result[0]
+        else:
+            socks = await anyio.to_thread.run_sync(self._start_blocking, setups)
+        self.channels = [Channel(s, f"parent -> worker {i}") for i, s in enumerate(socks)]
+
+    def _start_blocking(self, setups: list[dict[str, Any]]) -> list[socket.socket]:
+        ctx = _context(self.method)
+        mine: list[socket.socket] = []
+        try:
+            for index, setup in enumerate(setups):
+                parent_end, child_end = socket.socketpair()
+                mine.append(parent_end)
+                proc = ctx.Process(
+                    target=worker_main,
+                    args=(index, child_end),
+                    name=f"flowstage-worker-{index}",
+                    daemon=True,
+                )
+                proc.start()
+                child_end.close()
+                self.processes.append(proc)
+                write_frame_blocking(parent_end, [setup])
+            self._finalizer = weakref.finalize(self, _terminate, list(self.processes), list(mine))
+            for i in range(len(setups)):
+                for j in range(i + 1, len(setups)):
+                    a, b = socket.socketpair()
+                    try:
+                        socket.send_fds(mine[i], [str(j).encode("ascii")], [a.fileno()])
+                        socket.send_fds(mine[j], [str(i).encode("ascii")], [b.fileno()])
+                    finally:
+                        a.close()
+                        b.close()
+        except BaseException:
+            _terminate(self.processes, mine)
+            raise
+        return mine
+
+    # -- running ------------------------------------------------------------------------------
+
+    def send(self, worker: int, message: Any) -> None:
+        self.channels[worker].send(message)
+        if self.track:
+            self._sent[worker] += 1
+            self._check_busy()
+
+    async def serve(self, handle: Callable[[int, Any], None]) -> None:
+        """Read and write every channel until cancelled; raise a worker's failure."""
+        async with anyio.create_task_group() as tg:
+            for index, channel in enumerate(self.channels):
+                tg.start_soon(self._read, index, channel, handle)
+                tg.start_soon(self._write, channel)
+            if self.track:
+                tg.start_soon(self.hold_clock)
+
+    # -- virtual time ----------------------------------------------------------------------
+
+    def quiet(self) -> bool:
+        """True when every worker has handled everything sent to it: its last report
+        counts every message the parent and every peer sent it."""
+        reports = self._reports
+        for w, report in enumerate(reports):
+            if report is None or report[0].get("parent", 0) != self._sent[w]:
+                return False
+        for u, ru in enumerate(reports):
+            assert ru is not None
+            for v, count in ru[1].items():
+                rv = reports[v]
+                if rv is None or rv[0].get(u, 0) != count:
+                    return False
+        return True
+
+    def _check_busy(self) -> None:
+        busy = self._busy
+        if busy is not None and not self.quiet():
+            self._busy = None
+            busy.set()
+
+    async def hold_clock(self) -> None:
+        """Under trio's ``MockClock``, keep the parent runnable while any worker has
+        work, so that autojump does not move virtual time past work that is still
+        being done in other processes (windows and timers stay exact in tests)."""
+        while True:
+            if self.quiet():
+                self._busy = busy = anyio.Event()
+                await busy.wait()
+            else:
+                await anyio.lowlevel.checkpoint()
+
+    async def _write(self, channel: Channel) -> None:
+        with contextlib.suppress(ChannelClosed):  # the reader reports why
+            await channel.write_loop()
+
+    async def _read(self, index: int, channel: Channel, handle: Callable[[int, Any], None]) -> None:
+        def on_message(message: Any) -> None:
+            kind = message[0]
+            if kind == "error":
+                raise self._remote_error(index, message)
+            if kind == "idle":
+                self._reports[index] = (message[1], message[2])
+                self._check_busy()
+                return
+            handle(index, message)
+
+        await channel.read_loop(on_message)
+        if not self.stopping:
+            raise WorkerCrashed(index, tuple(self.partitions[index]), await self._exitcode(index))
+
+    async def _exitcode(self, index: int) -> int | None:
+        proc = self.processes[index]
+        await anyio.to_thread.run_sync(proc.join, EXIT_DEADLINE)
+        return proc.exitcode
+
+    def _remote_error(self, index: int, message: tuple[Any, ...]) -> BaseException:
+        _, data, type_name, text, tb = message
+        exc: BaseException
+        if data is not None:
+            try:
+                exc = pickle.loads(data)
+            except Exception:
+                exc = RemoteError(type_name, text)
+        else:
+            exc = RemoteError(type_name, text)
+        exc.add_note(f"raised in flowstage worker process {index}; its traceback:\n{tb.rstrip()}")
+        self.stopping = True
+        return exc
+
+    # -- shut-down ----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop every worker (see the module docstring); safe to call more than once."""
+        self.stopping = True
+        for channel in self.channels:
+            channel.close()
+        if self._finalizer is not None and self._finalizer.alive:
+            finalizer = self._finalizer
+            await anyio.to_thread.run_sync(finalizer)
+        self.channels = []
+
+
+def _virtual_clock() -> bool:
+    """True when the parent runs on trio with its ``MockClock`` (a test)."""
+    import sys
+
+    trio = sys.modules.get("trio")
+    if trio is None or not trio.lowlevel.in_trio_run():
+        return False
+    import trio.testing
+
+    return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+
+
+def default_workers() -> int:
+    """The default number of workers: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def running_backend() -> str:
+    """The backend of the running event loop, to run workers on the same one."""
+    import sniffio
+
+    lib = sniffio.current_async_library()
+    if lib == "asyncio":
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if type(loop).__module__.split(".")[0] == "uvloop":
+            return "asyncio+uvloop"
+        return "asyncio"
+    return lib

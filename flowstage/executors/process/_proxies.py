@@ -1,0 +1,125 @@
+"""The parent's stand-ins for partitions that run in worker processes.
+
+Everything that is not portable stays in the parent and runs on the local engine:
+the sources, ``from_stages``/``through_stages`` stages, the consumers of
+``into_stages`` and the flow's output. Where such a stage meets a partition hosted
+by a worker, a proxy stage takes the partition's place:
+
+* :class:`InputProxy` -- a consumer subscribed to a parent-side producer on behalf of
+  one partition. It asks only what the partition asks for (manual demand, relayed
+  from the worker), and forwards every batch it receives, then ``"done"``.
+* :class:`OutputProxy` -- a producer standing for one partition towards parent-side
+  consumers: the demand its consumers send becomes an ask to the partition, and
+  what the partition sends is emitted, then the proxy finishes.
+
+So GenStage demand runs end to end through the proxies: a slow consumer in a worker
+slows the parent's sources, and a slow consumer in the parent slows the workers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from ... import lowlevel
+from ..._errors import is_normal_reason
+from ..._kinds import Consumer, Producer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ..._subscription import Subscription
+    from ..local._sources import SubscriptionCounter
+
+__all__ = ["InputProxy", "OutputProxy"]
+
+
+class _Wake:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<output proxy wake-up>"
+
+
+_WAKE: Final = _Wake()
+
+
+class InputProxy(Consumer[Any]):
+    """Feeds one partition in a worker from a producer of the parent (see the
+    module docstring)."""
+
+    def __init__(self, edge: int, send: Callable[[Any], None], name: str) -> None:
+        super().__init__(name=name)
+        self.edge = edge
+        self._send = send
+        self.subscription: Subscription[Any] | None = None
+
+    def ask(self, n: int) -> None:
+        """The partition asked for ``n`` more events."""
+        if self.subscription is not None and n > 0:
+            self.subscription.ask(n)
+
+    def handle_subscribe(
+        self, kind: Literal["producer", "consumer"], options: Mapping[str, Any], from_: Any
+    ) -> Literal["manual"]:
+        return "manual"  # the partition's own demand account decides
+
+    def handle_events(self, events: list[Any], from_: Any) -> None:
+        self._send(("events", self.edge, events))
+
+    def handle_cancel(self, reason: tuple[str, object], from_: Any) -> None:
+        if is_normal_reason(reason[1]):
+            self._send(("done", self.edge))
+            self.stop("normal")
+        # An abnormal end stops this stage with the same reason (the flow fails).
+
+
+class OutputProxy(Producer[Any]):
+    """Stands for one partition in a worker towards consumers of the parent (see
+    the module docstring)."""
+
+    def __init__(
+        self, edge: int, send: Callable[[Any], None], counter: SubscriptionCounter, name: str
+    ) -> None:
+        super().__init__(name=name)
+        self.edge = edge
+        self._send = send
+        self._counter = counter
+        self._ready: list[list[Any]] = []
+        self._woken = False
+        self._ended = False
+
+    def receive(self, batch: list[Any]) -> None:
+        """The partition sent ``batch`` (never more than was asked for)."""
+        self._ready.append(batch)
+        self._wake()
+
+    def receive_done(self) -> None:
+        """The partition finished after sending everything."""
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            lowlevel.post(self, _WAKE)
+
+    def handle_subscribe(
+        self, kind: Literal["producer", "consumer"], options: Mapping[str, Any], from_: Any
+    ) -> Literal["automatic"]:
+        if kind == "consumer":
+            self._counter.subscribed()
+        return "automatic"
+
+    def handle_demand(self, demand: int) -> None:
+        self._send(("ask", self.edge, demand))
+
+    def handle_info(self, message: Any) -> list[Any] | None:
+        if message is not _WAKE:
+            return super().handle_info(message)  # type: ignore[return-value]
+        self._woken = False
+        ready, self._ready = self._ready, []
+        if self._ended:
+            self.finish()  # after what is emitted below has been dispatched
+        if len(ready) == 1:
+            return ready[0]
+        return [e for batch in ready for e in batch]
