@@ -38,6 +38,7 @@ from ...plan import Dispatch, Plan, require_version
 from ...program import Labels, PartitionNode, adrive, drive
 from .._failure import note_partition_failure
 from ._channel import Channel, ChannelClosed, read_frame_blocking
+from ._relay import Relay
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,6 +47,10 @@ __all__ = ["worker_main"]
 
 #: Where the other end of an edge lives: ``None`` for this worker, else a channel.
 _Here: Final = None
+
+#: An input edge from another process keeps up to this many times its layer's
+#: ``max_demand`` events in flight (see :mod:`._relay`).
+RELAY_WINDOW: Final = 4
 
 
 def _loads_plan(data: bytes) -> Plan:
@@ -84,6 +89,8 @@ class Worker:
         self.to_producer: dict[int, Channel | None] = {}
         self.node_id: dict[int, int] = {}  # id(node) -> node id
         self.deadlines: dict[int, float | None] = {}
+        #: The input edges from other processes, each with its relay.
+        self.relays: dict[int, Relay] = {}
         self.inbox: deque[tuple[Any, ...]] = deque()
         self._wake: anyio.Event | None = None
         self.stopping = False
@@ -118,7 +125,9 @@ class Worker:
                 node = self.nodes[consumer[1]]
                 node.connect_input(edge, producer[1] if producer[0] == "node" else ("edge", edge))
                 self.consumer_of[edge] = node
-                self.to_producer[edge] = self._where(producer)
+                self.to_producer[edge] = where = self._where(producer)
+                if where is not _Here:
+                    self.relays[edge] = Relay(RELAY_WINDOW * node.layer.max_demand)
         self.start_time: float | None = setup["now"]
 
     def _where(self, end: tuple[Any, ...]) -> Channel | None:
@@ -152,13 +161,16 @@ class Worker:
 
     async def process(self) -> None:
         """Handle received messages one at a time, in order, until told to stop."""
+        for edge, each in self.relays.items():
+            self._send_up(edge, each.start())
         for node_id, node in self.nodes.items():
             await self._run(node_id, node, node.start(self.start_time))
         inbox = self.inbox
+        relays = self.relays
         while not self.stopping:
             if not inbox:
                 if self.track and not self._reported:
-                    self._reported = False
+                    self._reported = True
                     self.parent.send(("idle", dict(self.received), dict(self.sent)))
                 self._wake = wake = anyio.Event()
                 await wake.wait()
@@ -168,16 +180,31 @@ class Worker:
             kind = message[0]
             if kind == "events":
                 edge = message[1]
+                relay = relays.get(edge)
+                if relay is None:
+                    node = self.consumer_of[edge]
+                    await self._run(None, node, node.on_events(edge, message[2]))
+                else:
+                    self._relayed(edge, *relay.on_events(message[2]))
+            elif kind == "relayed":
+                edge = message[1]
                 node = self.consumer_of[edge]
-                await self._run(None, node, node.on_events(edge, message[2]))
+                if message[2] is None:
+                    await self._run(None, node, node.on_done(edge))
+                else:
+                    await self._run(None, node, node.on_events(edge, message[2]))
             elif kind == "ask":
                 edge = message[1]
                 node = self.producer_of[edge]
                 await self._run(None, node, node.on_ask(edge, message[2]))
             elif kind == "done":
                 edge = message[1]
-                node = self.consumer_of[edge]
-                await self._run(None, node, node.on_done(edge))
+                relay = relays.get(edge)
+                if relay is None:
+                    node = self.consumer_of[edge]
+                    await self._run(None, node, node.on_done(edge))
+                else:
+                    self._relayed(edge, *relay.on_done())
             elif kind == "time":
                 node = self.nodes[message[1]]
                 self.deadlines[message[1]] = None  # reported again below
@@ -190,6 +217,25 @@ class Worker:
                 self.parent.send(("stats", message[1], self.statistics()))
             elif kind == "stop":
                 self.stopping = True
+
+    def _relayed(self, edge: int, pieces: list[list[Any] | None], ask: int) -> None:
+        """Queue what a relay released for its node (through the inbox, so the
+        pieces of one edge always reach the node in order), and ask upstream."""
+        for piece in pieces:
+            self.deliver(("relayed", edge, piece))
+        if ask:
+            self._send_up(edge, ask)
+
+    def _send_up(self, edge: int, n: int) -> None:
+        target = self.to_producer[edge]
+        assert target is not None
+        self._send(target, ("ask", edge, n))
+
+    def _send(self, target: Channel, message: tuple[Any, ...]) -> None:
+        target.send(message)
+        if self.track and target is not self.parent:
+            peer = self.peer_index[id(target)]
+            self.sent[peer] = self.sent.get(peer, 0) + 1
 
     async def _run(self, node_id: int | None, node: PartitionNode, gen: Any) -> None:
         try:
@@ -216,16 +262,21 @@ class Worker:
         if not outbox:
             return
         node.outbox = []
+        relays = self.relays
         for message in outbox:
             kind, edge = message[0], message[1]
-            target = self.to_producer[edge] if kind == "ask" else self.to_consumer[edge]
+            if kind == "ask":
+                relay = relays.get(edge)
+                if relay is not None:
+                    self._relayed(edge, *relay.on_ask(message[2]))
+                    continue
+                target = self.to_producer[edge]
+            else:
+                target = self.to_consumer[edge]
             if target is None:
                 self.deliver(message)
             else:
-                target.send(message)
-                if self.track and target is not self.parent:
-                    peer = self.peer_index[id(target)]
-                    self.sent[peer] = self.sent.get(peer, 0) + 1
+                self._send(target, message)
 
     def statistics(self) -> list[dict[str, Any]]:
         """The counters of every node this worker hosts."""

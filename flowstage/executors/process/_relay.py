@@ -1,0 +1,97 @@
+"""``Relay``: keeps events in flight on an edge that crosses processes.
+
+A consumer asks for at most ``max_demand`` events and asks again only after handling
+a chunk, so between stages of one process the producer hears of new demand
+microseconds after the consumer could take it. Between processes that ask takes a
+round trip, and a consumer that waits for it sits idle. A relay sits in the
+consumer's process, in front of the consumer, and acts as a GenStage buffer stage:
+it asks the remote producer for up to ``window`` events ahead (and tops the window
+up as events move on), holds what arrives, and answers the consumer's own asks from
+what it holds, with no round trip.
+
+Demand still runs end to end: the relay never asks for more than ``window`` events
+beyond what the consumer has taken, so a slow consumer still slows its producers, and
+an edge holds at most ``window`` events (plus the consumer's own ``max_demand``).
+The relay is pure: it returns the messages to send.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+__all__ = ["Relay"]
+
+
+class Relay:
+    """The consumer-side end of one edge from another process (see the module
+    docstring). Methods return ``(to_consumer, ask_upstream)``: batches (or ``None``
+    for "done") to hand to the consumer, and how many events to ask upstream (0:
+    nothing)."""
+
+    __slots__ = ("_asked", "_buffer", "_buffered", "_delivered_done", "_done", "_want", "window")
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"window must be an integer >= 1, got: {window!r}")
+        self.window = window
+        self._asked = 0  # asked upstream, not yet received
+        self._buffer: deque[list[Any]] = deque()
+        self._buffered = 0
+        self._want = 0  # the consumer asked and did not get yet
+        self._done = False
+        self._delivered_done = False
+
+    @property
+    def buffered(self) -> int:
+        """Events held, waiting for the consumer to ask."""
+        return self._buffered
+
+    def start(self) -> int:
+        """The first ask upstream: the whole window."""
+        self._asked = self.window
+        return self.window
+
+    def on_events(self, batch: list[Any]) -> tuple[list[list[Any] | None], int]:
+        """Events arrived from upstream."""
+        self._asked -= len(batch)
+        if batch:
+            self._buffer.append(batch)
+            self._buffered += len(batch)
+        return self._serve()
+
+    def on_done(self) -> tuple[list[list[Any] | None], int]:
+        """Upstream finished."""
+        self._done = True
+        return self._serve()
+
+    def on_ask(self, n: int) -> tuple[list[list[Any] | None], int]:
+        """The consumer asked for ``n`` more events."""
+        self._want += n
+        return self._serve()
+
+    def _serve(self) -> tuple[list[list[Any] | None], int]:
+        out: list[list[Any] | None] = []
+        buffer = self._buffer
+        while self._want > 0 and buffer:
+            first = buffer[0]
+            if len(first) <= self._want:
+                buffer.popleft()
+                piece = first
+            else:
+                piece = first[: self._want]
+                buffer[0] = first[self._want :]
+            self._want -= len(piece)
+            self._buffered -= len(piece)
+            out.append(piece)
+        if self._done:
+            if not buffer and not self._delivered_done:
+                self._delivered_done = True
+                out.append(None)
+            return out, 0
+        # Keep the window full, asking in steps of at least half a window.
+        room = self.window - self._asked - self._buffered
+        if room >= max(self.window // 2, 1):
+            self._asked += room
+            return out, room
+        return out, 0
