@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import pickle
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -47,12 +46,12 @@ def _describe(obj: object) -> str:
     return f"a {type(obj).__qualname__} object"
 
 
-def _fix(obj: object) -> str:
+def _fix(obj: object, serializer: Serializer) -> str:
     qualname = getattr(obj, "__qualname__", "")
     local = isinstance(qualname, str) and ("<lambda>" in qualname or "<locals>" in qualname)
     if local or callable(obj):
         fix = "define it at module level" if local else "use a module-level function"
-        if importlib.util.find_spec("cloudpickle") is None:
+        if serializer is pickle:
             fix += " (or install cloudpickle, which sends lambdas and closures by value)"
         return fix
     return "make it picklable, or keep it out of the flow's callbacks"
@@ -107,5 +106,5 @@ def check_portable(plan: Plan, serializer: Serializer | None = None) -> list[Por
             problem = f"{_describe(obj)} cannot be pickled"
             if not callable(obj):
                 problem += f" ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-            problems.append(PortabilityProblem(path.removeprefix("plan."), problem, _fix(obj)))
+            problems.append(PortabilityProblem(path.removeprefix("plan."), problem, _fix(obj, ser)))
     return problems

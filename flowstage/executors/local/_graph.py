@@ -166,6 +166,11 @@ class Graph:
     async def aclose(self) -> None:
         """Called once when the flow has ended, whatever ended it."""
 
+    def abort(self) -> None:
+        """Called instead of :meth:`aclose` when the flow is dropped without being
+        closed (an ``async for`` left without ``aclose()``): release at once, without
+        waiting, what must not outlive it."""
+
     def trigger(self, name: object) -> None:
         """Fire trigger ``name`` on every stage of the last reducing layers.
 

@@ -50,6 +50,7 @@ class SlicedFlowIterator(Generic[T]):
         self._bindings = bindings
         self._graph = graph
         self._prepared = False
+        self._closed = False
         self._runtime: Runtime | None = None
         self._sink: EventSink[T] | None = None
         self._stages: list[Stage] = []
@@ -83,11 +84,20 @@ class SlicedFlowIterator(Generic[T]):
         self._index = 1
         return batch[0]
 
+    def __del__(self) -> None:
+        # Left without aclose(): nothing runs between two events, but a graph that
+        # hosts layers elsewhere (worker processes) must not outlive the loop.
+        runtime = self._runtime
+        if runtime is not None and not self._closed:
+            self._closed = True
+            runtime.graph.abort()
+
     async def aclose(self) -> None:
         """End the iteration (for ``contextlib.aclosing``). Nothing is running
         between two events, so there is nothing to stop; sources that did not end
         are closed, so that their cleanup runs now."""
         self._finished = True
+        self._closed = True
         self._chunk = []
         self._index = 0
         for stage in self._stages:
@@ -101,7 +111,9 @@ class SlicedFlowIterator(Generic[T]):
         runtime = self._runtime = Runtime(self._plan, self._bindings, graph=self._graph)
         subs = runtime.output_subscriptions()
         runtime.pending = runtime.graph.expected
-        sink: EventSink[T] = EventSink(self)
+        # The sink is its own owner: nothing of the flow refers back to the iterator,
+        # so dropping it (leaving the loop) frees it at once (see __del__).
+        sink: EventSink[T] = EventSink()
         for producer, opts in subs:
             sink.subscribe(producer, **opts)
         self._sink = sink
@@ -158,12 +170,14 @@ class SlicedFlowIterator(Generic[T]):
         except BaseExceptionGroup as group:
             self._finished = True
             failure = lowlevel.collapse(group)
+            self._closed = True
             with anyio.CancelScope(shield=True):
                 await runtime.graph.aclose()
             raise failure from None
         finally:
             runtime.inner = None
         if result is None:
+            self._closed = True
             with anyio.CancelScope(shield=True):
                 await runtime.graph.aclose()
         return result

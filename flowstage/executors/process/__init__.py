@@ -42,9 +42,18 @@ if TYPE_CHECKING:
 __all__ = ("FlowNotPortable", "ProcessExecutor", "RemoteError", "WorkerCrashed")
 
 
+def _cloudpickle() -> Any:
+    """The ``cloudpickle`` module, or ``None`` when it is not installed."""
+    if importlib.util.find_spec("cloudpickle") is None:
+        return None
+    import cloudpickle  # type: ignore[import-not-found, unused-ignore]
+
+    return cloudpickle
+
+
 def _serialize(plan: Plan) -> bytes:
     """The plan as bytes for the workers: pickle, or cloudpickle when the plan needs
-    it and it is installed.
+    it and it is installed (what cloudpickle writes loads with pickle).
 
     Raises:
         FlowNotPortable: a part of the plan cannot be sent (each with a fix).
@@ -52,9 +61,8 @@ def _serialize(plan: Plan) -> bytes:
     problems = check_portable(plan)
     if not problems:
         return pickle.dumps(plan, protocol=5)
-    if importlib.util.find_spec("cloudpickle") is not None:
-        import cloudpickle  # type: ignore[import-not-found, unused-ignore]
-
+    cloudpickle = _cloudpickle()
+    if cloudpickle is not None:
         problems = check_portable(plan, cloudpickle)
         if not problems:
             data: bytes = cloudpickle.dumps(plan, protocol=5)

@@ -201,6 +201,9 @@ class ProcessGraph(Graph):
     async def aclose(self) -> None:
         await self.pool.aclose()
 
+    def abort(self) -> None:
+        self.pool.abort()
+
     def _handle(self, worker: int, message: Any) -> None:
         kind = message[0]
         if kind == "events":

@@ -240,6 +240,22 @@ class WorkerPool:
 
     # -- shut-down ----------------------------------------------------------------------------
 
+    def abort(self) -> None:
+        """Stop every worker now, without waiting (the flow was dropped)."""
+        self.stopping = True
+        for channel in self.channels:
+            channel.close()  # a worker stops when its parent socket closes
+        for proc in self.processes:
+            with contextlib.suppress(Exception):
+                if proc.is_alive():
+                    proc.kill()
+        for proc in self.processes:
+            with contextlib.suppress(Exception):
+                proc.join(EXIT_DEADLINE)  # a killed process is gone in milliseconds
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self.channels = []
+
     async def aclose(self) -> None:
         """Stop every worker (see the module docstring); safe to call more than once."""
         self.stopping = True

@@ -1,0 +1,80 @@
+"""The relay on an edge between processes: a bounded GenStage buffer (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flowstage.executors.process._relay import Relay
+
+
+def test_asks_the_whole_window_first_and_serves_what_the_consumer_asks() -> None:
+    relay = Relay(100)
+    assert relay.start() == 100
+    out, ask = relay.on_events(list(range(60)))
+    assert out == []  # the consumer has not asked yet
+    assert ask == 0
+    out, ask = relay.on_ask(25)
+    assert out == [list(range(25))]
+    assert ask == 0  # 40 in flight + 35 held: room 25 < half a window
+    out, ask = relay.on_ask(30)
+    assert out == [list(range(25, 55))]
+    assert ask == 55  # 40 in flight + 5 held: room 55
+    assert relay.buffered == 5
+
+
+def test_done_reaches_the_consumer_after_everything_held() -> None:
+    relay = Relay(10)
+    relay.start()
+    relay.on_events([1, 2, 3])
+    out, ask = relay.on_done()
+    assert out == []
+    assert ask == 0
+    out, _ = relay.on_ask(2)
+    assert out == [[1, 2]]
+    out, _ = relay.on_ask(10)
+    assert out == [[3], None]
+    out, _ = relay.on_ask(10)
+    assert out == []  # done is delivered once
+
+
+def test_bad_window() -> None:
+    with pytest.raises(ValueError, match="window must be an integer >= 1"):
+        Relay(0)
+
+
+@given(
+    window=st.integers(1, 50),
+    steps=st.lists(st.tuples(st.sampled_from(["ask", "send"]), st.integers(1, 30)), max_size=60),
+)
+def test_never_exceeds_the_window_and_keeps_order(
+    window: int, steps: list[tuple[str, int]]
+) -> None:
+    """Whatever the interleaving: the producer is never asked for more than the
+    window beyond what the consumer took, events come out in order, and the
+    consumer never gets more than it asked for."""
+    relay = Relay(window)
+    granted = relay.start()  # asked upstream, not yet sent
+    sent = 0
+    taken: list[int] = []
+    asked_by_consumer = 0
+    for action, n in steps:
+        if action == "send" and granted > 0:
+            k = min(n, granted)
+            granted -= k
+            out, ask = relay.on_events(list(range(sent, sent + k)))
+            sent += k
+        elif action == "ask":
+            asked_by_consumer += n
+            out, ask = relay.on_ask(n)
+        else:
+            continue
+        for piece in out:
+            assert piece is not None
+            taken.extend(piece)
+        granted += ask
+        assert sent + granted - len(taken) <= window  # held + in flight
+        assert relay.buffered == sent - len(taken)
+    assert taken == list(range(len(taken)))
+    assert len(taken) <= asked_by_consumer

@@ -1,0 +1,111 @@
+"""PartitionNode: a stage as a pure machine, driven by hand (no tasks, no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowstage import Flow
+from flowstage.plan import Dispatch, LayerPlan
+from flowstage.program import PartitionNode, drive
+
+
+def double(x: int) -> int:
+    return x * 2
+
+
+def add(acc: int, x: int) -> int:
+    return acc + x
+
+
+def layer(flow: Flow[Any], index: int = 0) -> LayerPlan:
+    return flow.plan().layers[index]
+
+
+def node_of(flow: Flow[Any], output: Dispatch | None = None) -> PartitionNode:
+    node = PartitionNode(layer(flow), 0, output or Dispatch())
+    node.connect_input(1, "p")
+    node.connect_output(2)
+    drive(node.start(0.0))
+    return node
+
+
+def take(node: PartitionNode) -> list[tuple[str, int, Any]]:
+    out, node.outbox = node.outbox, []
+    return out
+
+
+def test_asks_max_demand_when_connected_then_after_each_handled_chunk() -> None:
+    node = node_of(Flow.from_iterable([], stages=1, max_demand=100, min_demand=80).map(double))
+    assert take(node) == [("ask", 1, 100)]
+    drive(node.on_ask(2, 1000))  # downstream wants plenty
+    drive(node.on_events(1, list(range(40))))
+    # chunks of max - min = 20, each handled, then its ask (GenStage's split_batches)
+    assert take(node) == [
+        ("events", 2, [x * 2 for x in range(20)]),
+        ("ask", 1, 20),
+        ("events", 2, [x * 2 for x in range(20, 40)]),
+        ("ask", 1, 20),
+    ]
+
+
+def test_handles_nothing_while_downstream_demand_is_zero() -> None:
+    node = node_of(Flow.from_iterable([], stages=1, max_demand=10, min_demand=0).map(double))
+    take(node)
+    drive(node.on_events(1, list(range(10))))
+    assert take(node) == []  # no downstream demand: nothing handled, nothing asked
+    assert node.buffered == 10
+    drive(node.on_ask(2, 4))
+    out = take(node)
+    assert out[0] == ("events", 2, [0, 2, 4, 6])  # up to the demand
+    assert ("ask", 1, 10) in out  # the chunk was handled: ask again
+    assert node.buffered == 6  # output that waits for demand
+    drive(node.on_ask(2, 100))
+    assert take(node) == [("events", 2, [8, 10, 12, 14, 16, 18])]
+
+
+def test_done_after_all_output_was_delivered() -> None:
+    flow = Flow.from_iterable([], stages=1).reduce(lambda: 0, add).emit("state")
+    node = node_of(flow)
+    take(node)
+    drive(node.on_ask(2, 1))
+    drive(node.on_events(1, [1, 2, 3]))
+    drive(node.on_done(1))
+    # 3 of the 1000 asked for arrived: no new ask (remaining 997 > min_demand 500)
+    assert take(node) == [("events", 2, [6]), ("done", 2, None)]
+    assert node.finished
+
+
+def test_done_waits_for_demand_to_deliver_the_final_output() -> None:
+    def pairs(acc: dict[int, int], x: int) -> dict[int, int]:
+        acc[x] = x
+        return acc
+
+    node = node_of(Flow.from_iterable([], stages=1).reduce(dict, pairs))
+    take(node)
+    drive(node.on_ask(2, 1))
+    drive(node.on_events(1, [1, 2, 3]))
+    drive(node.on_done(1))
+    assert [m[0] for m in take(node)] == ["events"]  # one pair out, no done yet
+    assert not node.finished
+    drive(node.on_ask(2, 5))
+    out = take(node)
+    assert out == [("events", 2, [(2, 2), (3, 3)]), ("done", 2, None)]
+
+
+def test_partitioned_output_routes_by_the_next_layers_hash() -> None:
+    flow = Flow.from_iterable([], stages=1).map(double).partition(stages=2).map(double)
+    plan = flow.plan()
+    dispatch = plan.layers[1].inputs[0].dispatch
+    node = PartitionNode(plan.layers[0], 0, dispatch, plan.layers[1])
+    node.connect_input(1, "p")
+    node.connect_output(10, {"partition": 0})
+    node.connect_output(11, {"partition": 1})
+    drive(node.start(0.0))
+    take(node)
+    drive(node.on_ask(10, 100))
+    drive(node.on_ask(11, 100))
+    drive(node.on_events(1, list(range(20))))
+    events = {edge: batch for kind, edge, batch in take(node) if kind == "events"}
+    assert sorted(events[10] + events[11]) == sorted(x * 2 for x in range(20))
+    assert all(dispatch.hash(e)[1] == 0 for e in events[10])  # type: ignore[misc]
+    assert all(dispatch.hash(e)[1] == 1 for e in events[11])  # type: ignore[misc]
