@@ -62,7 +62,7 @@ class Graph:
             self._build_layer(layer)
         self.outputs: list[Stage] = []
         for inp in plan.output:
-            self.outputs += self._producers(inp, None)
+            self.outputs += self.producers_of(inp, None)
 
     def _scan(self, inp: LayerInput, consumer: LayerPlan | None) -> None:
         src = inp.source
@@ -81,7 +81,7 @@ class Graph:
             self.foreign.append(stage)
         return stage
 
-    def _producers(self, inp: LayerInput, consumer: LayerPlan | None) -> list[Stage]:
+    def producers_of(self, inp: LayerInput, consumer: LayerPlan | None) -> list[Stage]:
         src = inp.source
         d = inp.dispatch
         if isinstance(src, int):
@@ -116,7 +116,7 @@ class Graph:
             for ref in src.stages
         ]
         for inner in src.inputs:
-            for p in self._producers(inner, None):
+            for p in self.producers_of(inner, None):
                 for s in through:
                     self.subscribe(s, p, cancel="transient")
         return through
@@ -138,7 +138,7 @@ class Graph:
             self.tracked.append(stage)
             self.owned.add(stage)
         for inp in layer.inputs:
-            producers = self._producers(inp, layer)
+            producers = self.producers_of(inp, layer)
             partitioned = inp.dispatch.kind == "partition"
             for i, stage in enumerate(stages):
                 extra = {"partition": i} if partitioned else {}

@@ -122,7 +122,7 @@ class ProcessGraph(Graph):
                     for producer in self.layer_nodes[inp.source]:
                         self._edge(self._end(producer), self._end(consumer), options)
                 continue
-            producers = self._producers(inp, layer)
+            producers = self.producers_of(inp, layer)
             for i, consumer in enumerate(ids):
                 extra = {"partition": i} if partitioned else {}
                 worker = self.nodes[consumer][2]
@@ -143,10 +143,10 @@ class ProcessGraph(Graph):
 
         return send
 
-    def _producers(self, inp: LayerInput, consumer: LayerPlan | None) -> list[Stage]:
+    def producers_of(self, inp: LayerInput, consumer: LayerPlan | None) -> list[Stage]:
         if isinstance(inp.source, int):
             return [self._output_proxy(node) for node in self.layer_nodes[inp.source]]
-        return super()._producers(inp, consumer)
+        return super().producers_of(inp, consumer)
 
     def _output_proxy(self, node: int) -> OutputProxy:
         proxy = self._proxy_of_node.get(node)

@@ -1,0 +1,209 @@
+"""The process executor beside the local executor, in the same run.
+
+Cases (each checks its result against the local executor's):
+
+* machine: how much of two cores this machine gives two busy processes right now
+  (``2 x`` one busy loop's time / two loops' time in parallel; 2.00 means two idle
+  cores). Every other figure depends on it: on a shared machine another tenant's
+  load takes cores away from the workers.
+* word count, the canonical per-word flow over the 20 MiB corpus (lines read
+  beforehand): ``Flow.from_iterable(lines).flat_map(str.split).partition()
+  .reduce(dict, count)``, on the local executor, on 1, 2 and 4 workers, and the plain
+  Python dict loop;
+* map -> filter -> sum over 2,000,000 integers, ``stages=2``;
+* a CPU-heavy map (about 50 µs of pure Python per event, 20,000 events);
+* start-up: from entering ``stream()`` to the first event of a one-event flow on 2
+  workers (the fork server preloads flowstage after the first run).
+
+Each case runs once per round, the order rotating between rounds; the table shows
+the median. A process-executor run includes starting and stopping its workers.
+
+    python benchmarks/flow_process.py [--repeat K] [--megabytes M] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import _work
+import anyio
+
+from flowstage import Flow
+from flowstage.executors.process import ProcessExecutor
+
+HERE = Path(__file__).resolve().parent
+
+ROWS: tuple[str, ...] = (
+    "machine: cores free for two busy processes",
+    "word count, plain Python dict loop",
+    "word count, local executor",
+    "word count, process executor, 1 worker",
+    "word count, process executor, 2 workers",
+    "word count, process executor, 4 workers",
+    "map -> filter -> sum, local executor",
+    "map -> filter -> sum, process executor, 2 workers",
+    "CPU-heavy map, local executor",
+    "CPU-heavy map, process executor, 2 workers",
+    "start-up to the first event, 2 workers",
+)
+
+
+def corpus_lines(megabytes: float) -> list[str]:
+    path = HERE / "data" / f"corpus-{megabytes:g}mb.txt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "corpus.py"), str(path), str(megabytes)], check=True
+        )
+    with open(path, encoding="utf-8") as f:
+        return f.readlines()
+
+
+def capacity(n: int) -> float:
+    """Cores this machine gives two busy processes now (2.0: two idle cores)."""
+    one = _work.burn(n)
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Pool(2) as pool:
+        t = time.perf_counter()
+        pool.map(_work.burn, [n, n])
+        two = time.perf_counter() - t
+    return 2 * one / two
+
+
+def plain(lines: list[str]) -> int:
+    counts: dict[str, int] = {}
+    for line in lines:
+        for word in line.split():
+            counts[word] = counts.get(word, 0) + 1
+    return sum(counts.values())
+
+
+async def word_count(lines: list[str], executor: Any) -> int:
+    flow = Flow.from_iterable(lines).flat_map(str.split).partition().reduce(dict, _work.count)
+    return sum(n for _, n in await flow.to_list(executor=executor))
+
+
+async def map_filter_sum(n: int, executor: Any) -> int:
+    flow = (
+        Flow.from_iterable(range(n), stages=2)
+        .map(_work.double)
+        .filter(_work.multiple_of_3)
+        .reduce(int, _work.add)
+        .emit("state")
+    )
+    return sum(await flow.to_list(executor=executor))
+
+
+async def heavy_map(n: int, executor: Any) -> int:
+    flow = Flow.from_iterable(range(n), stages=2).map(_work.heavy).reduce(int, _work.add)
+    return sum(await flow.emit("state").to_list(executor=executor))
+
+
+async def first_event(executor: Any) -> float:
+    t = time.perf_counter()
+    async with (
+        Flow.from_iterable([1], stages=2).map(_work.double).stream(executor=executor) as events
+    ):
+        async for _ in events:
+            elapsed = time.perf_counter() - t
+    return elapsed
+
+
+def timed_plain(lines: list[str]) -> tuple[float, int]:
+    t = time.perf_counter()
+    result = plain(lines)
+    return time.perf_counter() - t, result
+
+
+def timed(func: Callable[..., Awaitable[Any]], *args: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    result = anyio.run(func, *args)
+    return time.perf_counter() - t, result
+
+
+def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
+    lines = corpus_lines(args.megabytes)
+    words = sum(len(line.split()) for line in lines)
+    n_ints = args.events
+    n_heavy = args.heavy
+    expected_sum = sum(y for x in range(n_ints) if (y := x * 2) % 3 == 0)
+    expected_heavy = sum(_work.heavy(i) for i in range(n_heavy))
+    cases: list[tuple[str, Callable[[], tuple[float, Any]], Any]] = [
+        (ROWS[1], lambda: timed_plain(lines), words),
+        (ROWS[2], lambda: timed(word_count, lines, None), words),
+        (ROWS[3], lambda: timed(word_count, lines, ProcessExecutor(1)), words),
+        (ROWS[4], lambda: timed(word_count, lines, ProcessExecutor(2)), words),
+        (ROWS[5], lambda: timed(word_count, lines, ProcessExecutor(4)), words),
+        (ROWS[6], lambda: timed(map_filter_sum, n_ints, None), expected_sum),
+        (ROWS[7], lambda: timed(map_filter_sum, n_ints, ProcessExecutor(2)), expected_sum),
+        (ROWS[8], lambda: timed(heavy_map, n_heavy, None), expected_heavy),
+        (ROWS[9], lambda: timed(heavy_map, n_heavy, ProcessExecutor(2)), expected_heavy),
+    ]
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    capacities: list[float] = []
+    startups: list[float] = []
+    anyio.run(first_event, ProcessExecutor(2))  # start the fork server
+    for rep in range(args.repeat):
+        capacities.append(capacity(args.burn))
+        order = cases[rep % len(cases) :] + cases[: rep % len(cases)]
+        for name, run, expected in order:
+            seconds, result = run()
+            if result != expected:
+                raise AssertionError(f"{name}: got {result}, expected {expected}")
+            times[name].append(seconds)
+        startups.append(anyio.run(first_event, ProcessExecutor(2)))
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    rows: list[tuple[str, float, str, str]] = []
+    cap = statistics.median(capacities)
+    rows.append((ROWS[0], cap, f"{cap:.2f} of 2", f"min {min(capacities):.2f}"))
+    for name, _, _ in cases:
+        seconds = med[name]
+        if name.startswith("word count"):
+            rate = f"{words / seconds / 1e6:.2f} M words/s"
+            base = med[ROWS[2]]
+        elif name.startswith("map"):
+            rate = f"{n_ints / seconds / 1e6:.2f} M events/s"
+            base = med[ROWS[6]]
+        else:
+            rate = f"{n_heavy / seconds / 1e3:.1f} k events/s"
+            base = med[ROWS[8]]
+        rows.append((name, seconds, rate, f"{base / seconds:.2f}x"))
+    rows.append((ROWS[10], statistics.median(startups), "", f"min {min(startups):.3f} s"))
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--megabytes", type=float, default=20.0)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--heavy", type=int, default=20_000)
+    parser.add_argument("--burn", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one round")
+    args, _ = parser.parse_known_args(argv)
+    if args.quick:
+        args.megabytes, args.events, args.heavy = 0.2, 20_000, 200
+        args.burn, args.repeat = 100_000, 1
+    print(
+        f"## Process executor: {args.megabytes:g} MiB word count, {args.events:,} integers, "
+        f"{args.heavy:,} heavy events ({_work.heavy_cost_us():.0f} µs each here), "
+        f"median of {args.repeat}\n"
+    )
+    print("| backend | case | median s | rate | vs local executor |")
+    print("|---|---|---:|---:|---:|")
+    for name, seconds, rate, ratio in measure(args):
+        print(f"| asyncio | {name} | {seconds:.3f} | {rate} | {ratio} |")
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
