@@ -160,7 +160,18 @@ def _sync_step(op: Mapper | Uniq, slot: int) -> Step:
     if op.kind == "reject":
         return lambda xs, _s: [x for x in xs if not f(x)]
     if op.kind == "flat_map":
-        return lambda xs, _s: [y for x in xs for y in f(x)]
+
+        def flat_map(xs: list[Any], _s: list[set[Any]]) -> list[Any]:
+            # One extend per input event (a C loop over its items) rather than a
+            # comprehension step per output item; a callback raising StopIteration
+            # still fails the stage (it is raised by a call, not by iteration).
+            out: list[Any] = []
+            extend = out.extend
+            for x in xs:
+                extend(f(x))
+            return out
+
+        return flat_map
     return lambda xs, _s: [(k, f(v)) for k, v in xs]
 
 
