@@ -46,7 +46,7 @@ def _cloudpickle() -> Any:
     """The ``cloudpickle`` module, or ``None`` when it is not installed."""
     if importlib.util.find_spec("cloudpickle") is None:
         return None
-    import cloudpickle  # type: ignore[import-not-found, unused-ignore]
+    import cloudpickle  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     return cloudpickle
 
