@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowstage.executors.process._relay import Relay
+from flowstage.executors._hosting._relay import Relay
 
 
 def test_asks_the_whole_window_first_and_serves_what_the_consumer_asks() -> None:

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..._options import check_choice, check_positive_int
 from ..._public import fixup_module_metadata as _fixup_module_metadata
 from ...plan import Bindings, Plan, check_portable, require_version
+from .._hosting import FlowNotPortable as FlowNotPortable
+from .._hosting import HostedGraph
+from .._hosting import RemoteError as RemoteError
+from .._hosting import WorkerCrashed as WorkerCrashed
 from ..local import LocalFlowStream, LocalRunningFlow, SlicedFlowIterator
-from ._errors import FlowNotPortable as FlowNotPortable
-from ._errors import RemoteError as RemoteError
-from ._errors import WorkerCrashed as WorkerCrashed
-from ._graph import ProcessGraph
-from ._pool import default_workers, running_backend, start_method
+from ._pool import WorkerPool, default_workers, running_backend, start_method
 
 if TYPE_CHECKING:
     from ..local._graph import Graph
@@ -107,15 +107,20 @@ class ProcessExecutor:
         plan = require_version(plan)
         data = _serialize(plan)
 
+        method = self.start_method or start_method()
+
+        def pool(size: int) -> WorkerPool:
+            return WorkerPool(size, method)
+
         def make(plan: Plan, bindings: Bindings, runtime: Runtime) -> Graph:
-            return ProcessGraph(
+            return HostedGraph(
                 plan,
                 bindings,
                 runtime,
-                workers=self.workers,
+                hosts=self.workers,
+                make_pool=pool,
                 plan_bytes=data,
                 backend=running_backend(),
-                method=self.start_method or start_method(),
             )
 
         return make

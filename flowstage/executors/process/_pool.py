@@ -28,8 +28,8 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from .._hosting import RemoteError, WorkerCrashed
 from ._channel import Channel, ChannelClosed, write_frame_blocking
-from ._errors import RemoteError, WorkerCrashed
 from ._worker import worker_main
 
 if TYPE_CHECKING:

@@ -1,38 +1,69 @@
-"""Wiring a plan across worker processes.
+"""Wiring a plan across hosts (worker processes, or actors of a cluster).
 
-:class:`ProcessGraph` is the local executor's graph with every layer moved out: the
+:class:`HostedGraph` is the local executor's graph with every layer moved out: the
 parent builds the sources (and any running stage the flow uses) exactly as the local
-executor does, but each partition of each layer becomes a node hosted by a worker
-(:class:`~flowstage.program.PartitionNode`), and proxies take its place where a
-parent-side stage meets it (see :mod:`._proxies`).
+executor does, but each partition of each layer becomes a node on a host
+(:class:`~flowstage.program.PartitionNode` inside a
+:class:`~._host.PartitionHost`), and proxies take its place where a parent-side stage
+meets it (see :mod:`._proxies`). How the parent reaches the hosts is a
+:class:`HostPool`: worker processes over sockets, or actors.
 
-Placement: partition ``i`` of every layer lives in worker ``i % workers``, so a
-partitioned layer and the layer that feeds it share workers partition by partition
-and only the keys that change partition cross between processes. Edges between
-nodes of one worker stay inside it; edges between workers use their own socket;
-nothing flows through the parent after the sources.
+Placement: partition ``i`` of every layer lives on host ``i % hosts``, so a
+partitioned layer and the layer that feeds it share hosts partition by partition
+and only the keys that change partition cross between hosts. Edges between nodes of
+one host stay inside it; edges between hosts go host to host; nothing flows through
+the parent after the sources.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from ..local._graph import Graph
-from ._pool import WorkerPool
 from ._proxies import InputProxy, OutputProxy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..._stage import Stage
     from ...plan import Bindings, LayerInput, LayerPlan, Plan
     from ..local._map_reducer import Scheduler
 
-__all__ = ["ProcessGraph", "RemoteTimer"]
+__all__ = ["HostPool", "HostedGraph", "RemoteTimer"]
 
 #: One end of an edge: ``("node", node_id, worker)`` or ``("parent",)``.
 End = tuple[Any, ...]
 _PARENT: End = ("parent",)
+
+
+class HostPool(Protocol):
+    """The hosts of one run, as the parent sees them.
+
+    ``partitions[i]`` names what host ``i`` runs (for error messages); ``stopping``
+    is true once the run is ending (a host that goes away then is not a crash).
+    """
+
+    size: int
+    partitions: list[list[str]]
+    stopping: bool
+
+    def send(self, host: int, message: Any) -> None:
+        """Queue ``message`` for ``host`` without blocking."""
+
+    async def start(self, setups: list[dict[str, Any]]) -> None:
+        """Start the hosts, each with its set-up frame."""
+
+    async def serve(self, handle: Callable[[int, Any], None]) -> None:
+        """Call ``handle(host, message)`` for every message until the hosts are done;
+        raise the first failure (a remote error, a crashed host)."""
+
+    async def aclose(self) -> None:
+        """Stop every host and wait for them (idempotent)."""
+
+    def abort(self) -> None:
+        """Stop every host now, without waiting (from a finalizer)."""
 
 
 class RemoteTimer:
@@ -41,7 +72,7 @@ class RemoteTimer:
 
     __slots__ = ("armed", "node", "pool", "worker")
 
-    def __init__(self, pool: WorkerPool, worker: int, node: int) -> None:
+    def __init__(self, pool: HostPool, worker: int, node: int) -> None:
         self.pool = pool
         self.worker = worker
         self.node = node
@@ -58,9 +89,11 @@ class RemoteTimer:
         self.armed = deadline
 
 
-class ProcessGraph(Graph):
-    """The graph of a plan whose layers run in worker processes (see the module
-    docstring)."""
+class HostedGraph(Graph):
+    """The graph of a plan whose layers run on hosts (see the module docstring).
+
+    ``make_pool(n)`` makes the pool of ``n`` hosts: ``n`` is ``hosts``, or fewer when
+    no layer has that many partitions."""
 
     def __init__(
         self,
@@ -68,10 +101,10 @@ class ProcessGraph(Graph):
         bindings: Bindings,
         scheduler: Scheduler,
         *,
-        workers: int,
+        hosts: int,
+        make_pool: Callable[[int], HostPool],
         plan_bytes: bytes,
         backend: str,
-        method: str | None = None,
     ) -> None:
         widest = max((layer.stages for layer in plan.layers), default=0)
         # Where each layer's output dispatch is in the plan: (consumer layer, input).
@@ -80,7 +113,7 @@ class ProcessGraph(Graph):
             for k, inp in enumerate(consumer.inputs):
                 if isinstance(inp.source, int):
                     self.dispatch_ref[inp.source] = (consumer.index, k)
-        self.pool = WorkerPool(min(workers, widest), method)
+        self.pool = make_pool(min(hosts, widest))
         self.plan_bytes = plan_bytes
         self.backend = backend
         #: node id -> (layer index, partition, worker)

@@ -1,4 +1,4 @@
-"""Errors of the process executor."""
+"""Errors of the executors that run partitions away from the parent (processes, actors)."""
 
 from __future__ import annotations
 

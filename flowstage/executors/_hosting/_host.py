@@ -1,0 +1,303 @@
+"""Hosting partitions outside the parent: the part of a worker that does not depend on
+how messages travel.
+
+A :class:`PartitionHost` is set up from one frame sent by the parent (the plan, the
+nodes it hosts, every edge that touches them) and keeps:
+
+* one :class:`~flowstage.program.PartitionNode` per hosted partition;
+* a queue of received messages, handled one at a time, in order, by :meth:`process`,
+  which calls the node each message is for and routes what the node's outbox holds:
+  to a node of this host (appended to the same queue, so order is kept per edge and
+  nothing is serialized), or to the link of the process (or actor) that hosts the
+  other end of the edge;
+* a :class:`~._relay.Relay` on every input edge that comes from elsewhere.
+
+Time comes from the parent: the host reports each node's next deadline and the parent
+sends ``("time", node, now)`` when it is due, so windows and timers follow the
+parent's clock (a virtual clock in tests included). Under a virtual clock the host
+also reports when it is idle, with how many messages it received from and sent to
+each peer, so that the parent can hold the clock while anything is in flight.
+
+A failure of a user callback propagates out of :meth:`process` with the note naming
+the layer and partition; the transport sends :func:`error_payload` to the parent.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import anyio
+
+from ...plan import Dispatch, Plan, require_version
+from ...program import Labels, PartitionNode, adrive, drive
+from .._failure import note_partition_failure
+from ._relay import Relay
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = ["RELAY_WINDOW", "Link", "PartitionHost", "error_payload"]
+
+#: Where the other end of an edge lives: ``None`` for this host, else a link.
+_Here: Final = None
+
+#: An input edge from another process keeps up to this many times its layer's
+#: ``max_demand`` events in flight (see :mod:`._relay`).
+RELAY_WINDOW: Final = 4
+
+
+class Link(Protocol):
+    """How a host reaches another process: queue ``message`` for it, without
+    blocking."""
+
+    def send(self, message: Any) -> None: ...
+
+
+def _loads_plan(data: bytes) -> Plan:
+    plan: Plan = pickle.loads(data)  # cloudpickle's output loads with pickle
+    return require_version(plan)
+
+
+def error_payload(exc: BaseException) -> tuple[bytes | None, str, str, str]:
+    """``(pickled exception or None, type name, message, formatted traceback)``: how a
+    failure travels to the parent (an exception that cannot be rebuilt goes by name)."""
+    text = "".join(traceback.format_exception(exc))
+    data: bytes | None
+    try:
+        pickled = pickle.dumps(exc, protocol=5)
+        pickle.loads(pickled)
+        data = pickled
+    except Exception:
+        data = None
+    return data, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text
+
+
+class PartitionHost:
+    """The partitions one worker hosts, and the routing of their messages (see the
+    module docstring). ``parent`` and ``peers`` are links: anything with
+    ``send(message)``."""
+
+    def __init__(self, setup: dict[str, Any], parent: Link, peers: Mapping[int, Link]) -> None:
+        plan = _loads_plan(setup["plan"])
+        self.index: int = setup["index"]
+        self.parent = parent
+        self.peers = peers
+        self.peer_index = {id(link): index for index, link in peers.items()}
+        self.nodes: dict[int, PartitionNode] = {}
+        self.labels: dict[int, Labels] = {}
+        # edge -> node at this end, and where the other end is.
+        self.consumer_of: dict[int, PartitionNode] = {}
+        self.producer_of: dict[int, PartitionNode] = {}
+        self.to_consumer: dict[int, Link | None] = {}
+        self.to_producer: dict[int, Link | None] = {}
+        self.node_id: dict[int, int] = {}  # id(node) -> node id
+        self.deadlines: dict[int, float | None] = {}
+        #: The input edges from other processes, each with its relay.
+        self.relays: dict[int, Relay] = {}
+        self.inbox: deque[tuple[Any, ...]] = deque()
+        self._wake: anyio.Event | None = None
+        self.stopping = False
+        # Quiescence reports (only under a virtual clock in the parent): messages
+        # received from each sender ("parent" or a worker index), sent to each worker.
+        self.track: bool = setup["track"]
+        self.received: dict[str | int, int] = {}
+        self.sent: dict[int, int] = {}
+        self._reported = False
+        for node_id, layer_index, partition, output in setup["nodes"]:
+            layer = plan.layers[layer_index]
+            # output: where the node's dispatch is, (consumer layer, input), or None
+            # for the parent (a demand dispatch).
+            if output is None:
+                node = PartitionNode(layer, partition, Dispatch())
+            else:
+                consumer = plan.layers[output[0]]
+                node = PartitionNode(
+                    layer, partition, consumer.inputs[output[1]].dispatch, consumer
+                )
+            self.nodes[node_id] = node
+            self.node_id[id(node)] = node_id
+            self.deadlines[node_id] = None
+        for edge, producer, consumer, options in setup["edges"]:
+            # producer/consumer: ("node", node_id, worker) or ("parent",)
+            if producer[0] == "node" and producer[2] == self.index:
+                node = self.nodes[producer[1]]
+                node.connect_output(edge, options)
+                self.producer_of[edge] = node
+                self.to_consumer[edge] = self._where(consumer)
+            if consumer[0] == "node" and consumer[2] == self.index:
+                node = self.nodes[consumer[1]]
+                node.connect_input(edge, producer[1] if producer[0] == "node" else ("edge", edge))
+                self.consumer_of[edge] = node
+                self.to_producer[edge] = where = self._where(producer)
+                if where is not _Here:
+                    self.relays[edge] = Relay(RELAY_WINDOW * node.layer.max_demand)
+        self.start_time: float | None = setup["now"]
+
+    def _where(self, end: tuple[Any, ...]) -> Link | None:
+        if end[0] == "parent":
+            return self.parent
+        if end[2] == self.index:
+            return _Here
+        return self.peers[end[2]]
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def receiver(self, source: str | int) -> Callable[[tuple[Any, ...]], None]:
+        """What to call with each message that arrives from ``source`` (the parent or a
+        peer's index)."""
+        if not self.track:
+            return self.deliver
+        self.received[source] = 0
+
+        def deliver(message: tuple[Any, ...]) -> None:
+            self.received[source] += 1
+            self.deliver(message)
+
+        return deliver
+
+    def deliver(self, message: tuple[Any, ...]) -> None:
+        """Queue ``message`` for the processing task."""
+        self.inbox.append(message)
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    async def process(self) -> None:
+        """Handle received messages one at a time, in order, until told to stop."""
+        for edge, each in self.relays.items():
+            self._send_up(edge, each.start())
+        for node_id, node in self.nodes.items():
+            await self._run(node_id, node, node.start(self.start_time))
+        inbox = self.inbox
+        relays = self.relays
+        while not self.stopping:
+            if not inbox:
+                if self.track and not self._reported:
+                    self._reported = True
+                    self.parent.send(("idle", dict(self.received), dict(self.sent)))
+                self._wake = wake = anyio.Event()
+                await wake.wait()
+                continue
+            message = inbox.popleft()
+            self._reported = False
+            kind = message[0]
+            if kind == "events":
+                edge = message[1]
+                relay = relays.get(edge)
+                if relay is None:
+                    node = self.consumer_of[edge]
+                    await self._run(None, node, node.on_events(edge, message[2]))
+                else:
+                    self._relayed(edge, *relay.on_events(message[2]))
+            elif kind == "relayed":
+                edge = message[1]
+                node = self.consumer_of[edge]
+                if message[2] is None:
+                    await self._run(None, node, node.on_done(edge))
+                else:
+                    await self._run(None, node, node.on_events(edge, message[2]))
+            elif kind == "ask":
+                edge = message[1]
+                node = self.producer_of[edge]
+                await self._run(None, node, node.on_ask(edge, message[2]))
+            elif kind == "done":
+                edge = message[1]
+                relay = relays.get(edge)
+                if relay is None:
+                    node = self.consumer_of[edge]
+                    await self._run(None, node, node.on_done(edge))
+                else:
+                    self._relayed(edge, *relay.on_done())
+            elif kind == "time":
+                node = self.nodes[message[1]]
+                self.deadlines[message[1]] = None  # reported again below
+                await self._run(message[1], node, node.on_time(message[2]))
+            elif kind == "trigger":
+                for node_id in message[1]:
+                    node = self.nodes[node_id]
+                    await self._run(node_id, node, node.on_trigger(message[2]))
+            elif kind == "stats":
+                self.parent.send(("stats", message[1], self.statistics()))
+            elif kind == "stop":
+                self.stopping = True
+
+    def _relayed(self, edge: int, pieces: list[list[Any] | None], ask: int) -> None:
+        """Queue what a relay released for its node (through the inbox, so the
+        pieces of one edge always reach the node in order), and ask upstream."""
+        for piece in pieces:
+            self.deliver(("relayed", edge, piece))
+        if ask:
+            self._send_up(edge, ask)
+
+    def _send_up(self, edge: int, n: int) -> None:
+        target = self.to_producer[edge]
+        assert target is not None
+        self._send(target, ("ask", edge, n))
+
+    def _send(self, target: Link, message: tuple[Any, ...]) -> None:
+        target.send(message)
+        if self.track and target is not self.parent:
+            peer = self.peer_index[id(target)]
+            self.sent[peer] = self.sent.get(peer, 0) + 1
+
+    async def _run(self, node_id: int | None, node: PartitionNode, gen: Any) -> None:
+        try:
+            if node.is_async:
+                await adrive(gen)
+            else:
+                drive(gen)
+        except Exception as exc:
+            labels = self.labels.get(id(node))
+            if labels is None:
+                labels = self.labels[id(node)] = Labels(node.layer)
+            note_partition_failure(exc, node.layer, node.index, labels)
+            raise
+        self._route(node)
+        if node_id is None:
+            node_id = self.node_id[id(node)]
+        deadline = node.deadline()
+        if deadline != self.deadlines[node_id]:
+            self.deadlines[node_id] = deadline
+            self.parent.send(("deadline", node_id, deadline))
+
+    def _route(self, node: PartitionNode) -> None:
+        outbox = node.outbox
+        if not outbox:
+            return
+        node.outbox = []
+        relays = self.relays
+        for message in outbox:
+            kind, edge = message[0], message[1]
+            if kind == "ask":
+                relay = relays.get(edge)
+                if relay is not None:
+                    self._relayed(edge, *relay.on_ask(message[2]))
+                    continue
+                target = self.to_producer[edge]
+            else:
+                target = self.to_consumer[edge]
+            if target is None:
+                self.deliver(message)
+            else:
+                self._send(target, message)
+
+    def statistics(self) -> list[dict[str, Any]]:
+        """The counters of every node this worker hosts."""
+        return [
+            {
+                "node": node_id,
+                "layer": node.layer.index,
+                "partition": node.index,
+                "events_in": node.events_in,
+                "events_out": node.events_out,
+                "batches_in": node.batches_in,
+                "batches_out": node.batches_out,
+                "demand_outstanding": node.demand_outstanding,
+                "buffered": node.buffered,
+            }
+            for node_id, node in self.nodes.items()
+        ]
