@@ -11,9 +11,10 @@ and Ray executors.
 
 from __future__ import annotations
 
-from ._errors import FlowNotPortable, RemoteError, WorkerCrashed
+from ._errors import FlowNotPortable, RemoteError, WorkerCrashed, remote_error
 from ._graph import HostedGraph, HostPool, RemoteTimer
 from ._host import RELAY_WINDOW, Link, PartitionHost, error_payload
+from ._quiescence import Quiescence, virtual_clock
 
 __all__ = [
     "RELAY_WINDOW",
@@ -22,8 +23,11 @@ __all__ = [
     "HostedGraph",
     "Link",
     "PartitionHost",
+    "Quiescence",
     "RemoteError",
     "RemoteTimer",
     "WorkerCrashed",
     "error_payload",
+    "remote_error",
+    "virtual_clock",
 ]

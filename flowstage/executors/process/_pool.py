@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import pickle
 import socket
 import threading
 import weakref
@@ -28,7 +27,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from .._hosting import RemoteError, WorkerCrashed
+from .._hosting import Quiescence, WorkerCrashed, remote_error, virtual_clock
 from ._channel import Channel, ChannelClosed, write_frame_blocking
 from ._worker import worker_main
 
@@ -85,11 +84,9 @@ class WorkerPool:
         self.partitions: list[list[str]] = [[] for _ in range(workers)]
         self.stopping = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        #: Hold a virtual clock while workers are busy (see :meth:`hold_clock`).
-        self.track = _virtual_clock()
-        self._sent = [0] * workers
-        self._reports: list[tuple[dict[Any, int], dict[int, int]] | None] = [None] * workers
-        self._busy: anyio.Event | None = None
+        #: Hold a virtual clock while workers are busy (see :mod:`.._hosting._quiescence`).
+        self.quiescence = Quiescence(workers, virtual_clock())
+        self.track = self.quiescence.track
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -154,8 +151,7 @@ class WorkerPool:
     def send(self, worker: int, message: Any) -> None:
         self.channels[worker].send(message)
         if self.track:
-            self._sent[worker] += 1
-            self._check_busy()
+            self.quiescence.sent(worker)
 
     async def serve(self, handle: Callable[[int, Any], None]) -> None:
         """Read and write every channel until cancelled; raise a worker's failure."""
@@ -164,41 +160,7 @@ class WorkerPool:
                 tg.start_soon(self._read, index, channel, handle)
                 tg.start_soon(self._write, channel)
             if self.track:
-                tg.start_soon(self.hold_clock)
-
-    # -- virtual time ----------------------------------------------------------------------
-
-    def quiet(self) -> bool:
-        """True when every worker has handled everything sent to it: its last report
-        counts every message the parent and every peer sent it."""
-        reports = self._reports
-        for w, report in enumerate(reports):
-            if report is None or report[0].get("parent", 0) != self._sent[w]:
-                return False
-        for u, ru in enumerate(reports):
-            assert ru is not None
-            for v, count in ru[1].items():
-                rv = reports[v]
-                if rv is None or rv[0].get(u, 0) != count:
-                    return False
-        return True
-
-    def _check_busy(self) -> None:
-        busy = self._busy
-        if busy is not None and not self.quiet():
-            self._busy = None
-            busy.set()
-
-    async def hold_clock(self) -> None:
-        """Under trio's ``MockClock``, keep the parent runnable while any worker has
-        work, so that autojump does not move virtual time past work that is still
-        being done in other processes (windows and timers stay exact in tests)."""
-        while True:
-            if self.quiet():
-                self._busy = busy = anyio.Event()
-                await busy.wait()
-            else:
-                await anyio.lowlevel.checkpoint()
+                tg.start_soon(self.quiescence.hold_clock)
 
     async def _write(self, channel: Channel) -> None:
         with contextlib.suppress(ChannelClosed):  # the reader reports why
@@ -210,8 +172,7 @@ class WorkerPool:
             if kind == "error":
                 raise self._remote_error(index, message)
             if kind == "idle":
-                self._reports[index] = (message[1], message[2])
-                self._check_busy()
+                self.quiescence.idle(index, message[1], message[2])
                 return
             handle(index, message)
 
@@ -225,18 +186,8 @@ class WorkerPool:
         return proc.exitcode
 
     def _remote_error(self, index: int, message: tuple[Any, ...]) -> BaseException:
-        _, data, type_name, text, tb = message
-        exc: BaseException
-        if data is not None:
-            try:
-                exc = pickle.loads(data)
-            except Exception:
-                exc = RemoteError(type_name, text)
-        else:
-            exc = RemoteError(type_name, text)
-        exc.add_note(f"raised in flowstage worker process {index}; its traceback:\n{tb.rstrip()}")
         self.stopping = True
-        return exc
+        return remote_error(message, f"flowstage worker process {index}")
 
     # -- shut-down ----------------------------------------------------------------------------
 
@@ -265,18 +216,6 @@ class WorkerPool:
             finalizer = self._finalizer
             await anyio.to_thread.run_sync(finalizer)
         self.channels = []
-
-
-def _virtual_clock() -> bool:
-    """True when the parent runs on trio with its ``MockClock`` (a test)."""
-    import sys
-
-    trio = sys.modules.get("trio")
-    if trio is None or not trio.lowlevel.in_trio_run():
-        return False
-    import trio.testing
-
-    return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
 
 
 def default_workers() -> int:
