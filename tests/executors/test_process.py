@@ -274,7 +274,7 @@ async def test_a_killed_worker_raises_worker_crashed_and_stops_the_others() -> N
 async def test_a_flow_that_cannot_be_sent_fails_before_any_worker_starts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(process_module, "_cloudpickle", lambda: None)
+    monkeypatch.setattr(process_module, "cloudpickle", lambda: None)
     flow = Flow.from_iterable(range(3)).map(lambda x: x + 1)
     before = workers_running()
     with pytest.raises(FlowNotPortable) as info:

@@ -15,6 +15,7 @@ from ._errors import FlowNotPortable, RemoteError, WorkerCrashed, remote_error
 from ._graph import HostedGraph, HostPool, RemoteTimer
 from ._host import RELAY_WINDOW, Link, PartitionHost, error_payload
 from ._quiescence import Quiescence, virtual_clock
+from ._serialize import cloudpickle, serialize_plan
 
 __all__ = [
     "RELAY_WINDOW",
@@ -27,7 +28,9 @@ __all__ = [
     "RemoteError",
     "RemoteTimer",
     "WorkerCrashed",
+    "cloudpickle",
     "error_payload",
     "remote_error",
+    "serialize_plan",
     "virtual_clock",
 ]

@@ -21,15 +21,13 @@ over socketpairs made for the run, never over a network port.
 
 from __future__ import annotations
 
-import importlib.util
-import pickle
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..._options import check_choice, check_positive_int
 from ..._public import fixup_module_metadata as _fixup_module_metadata
-from ...plan import Bindings, Plan, check_portable, require_version
+from ...plan import Bindings, Plan, require_version
 from .._hosting import FlowNotPortable as FlowNotPortable
-from .._hosting import HostedGraph
+from .._hosting import HostedGraph, cloudpickle, serialize_plan
 from .._hosting import RemoteError as RemoteError
 from .._hosting import WorkerCrashed as WorkerCrashed
 from ..local import LocalFlowStream, LocalRunningFlow, SlicedFlowIterator
@@ -40,34 +38,6 @@ if TYPE_CHECKING:
     from ..local._runtime import Runtime
 
 __all__ = ("FlowNotPortable", "ProcessExecutor", "RemoteError", "WorkerCrashed")
-
-
-def _cloudpickle() -> Any:
-    """The ``cloudpickle`` module, or ``None`` when it is not installed."""
-    if importlib.util.find_spec("cloudpickle") is None:
-        return None
-    import cloudpickle  # type: ignore[import-not-found, import-untyped, unused-ignore]
-
-    return cloudpickle
-
-
-def _serialize(plan: Plan) -> bytes:
-    """The plan as bytes for the workers: pickle, or cloudpickle when the plan needs
-    it and it is installed (what cloudpickle writes loads with pickle).
-
-    Raises:
-        FlowNotPortable: a part of the plan cannot be sent (each with a fix).
-    """
-    problems = check_portable(plan)
-    if not problems:
-        return pickle.dumps(plan, protocol=5)
-    cloudpickle = _cloudpickle()
-    if cloudpickle is not None:
-        problems = check_portable(plan, cloudpickle)
-        if not problems:
-            data: bytes = cloudpickle.dumps(plan, protocol=5)
-            return data
-    raise FlowNotPortable([str(p) for p in problems])
 
 
 class ProcessExecutor:
@@ -105,7 +75,7 @@ class ProcessExecutor:
 
     def _graph(self, plan: Plan) -> Any:
         plan = require_version(plan)
-        data = _serialize(plan)
+        data = serialize_plan(plan, cloudpickle(), "process", "worker processes")
 
         method = self.start_method or start_method()
 
