@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
 from flowstage import _stage
+
+from .services import RAY_ENV, missing
+
+for _name, _value in RAY_ENV.items():  # before anything imports Ray
+    os.environ.setdefault(_name, _value)
+os.environ.pop("RAY_ADDRESS", None)
 
 
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])
@@ -43,3 +51,36 @@ def _no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if "anyio_backend" in request.fixturenames:
         request.getfixturevalue("_leak_check")
     return
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A local Ray cluster for the session (2 CPUs, on 127.0.0.1); the Ray executor
+    runs on it and leaves it up between tests."""
+    try:
+        import ray
+    except ImportError:
+        missing("Ray", "pip install 'flowstage[ray]' (or make test, which installs it)")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        logging_level="warning",
+        object_store_memory=200 * 1024**2,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def live_ray_actors(ray: Any) -> list[dict[str, Any]]:
+    """The actors of this driver's job that Ray does not report dead."""
+    job = ray.get_runtime_context().get_job_id()
+    return [
+        actor
+        for actor in ray._private.state.actors().values()
+        if actor["JobID"] == job and actor["State"] != "DEAD"
+    ]

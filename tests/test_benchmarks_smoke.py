@@ -47,8 +47,26 @@ def test_engine_is_discovered() -> None:
     assert "engine" in [path.stem for path in MODULES]
 
 
-@pytest.mark.parametrize("path", MODULES, ids=[path.stem for path in MODULES])
-def test_quick_run_prints_the_expected_rows(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+#: Benchmarks that need a service (a pytest marker, and the fixture that provides it).
+NEEDS = {"flow_ray": ("ray", "ray_cluster")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(
+            path,
+            id=path.stem,
+            marks=[getattr(pytest.mark, NEEDS[path.stem][0])] if path.stem in NEEDS else [],
+        )
+        for path in MODULES
+    ],
+)
+def test_quick_run_prints_the_expected_rows(
+    path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    if path.stem in NEEDS:
+        request.getfixturevalue(NEEDS[path.stem][1])
     module = runner.load(path)
     assert module.main(["--quick"]) == 0
     rows = _table_rows(capsys.readouterr().out)

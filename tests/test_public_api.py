@@ -17,6 +17,8 @@ PUBLIC_MODULES = (
     "flowstage",
     "flowstage.dispatchers",
     "flowstage.executors",
+    "flowstage.executors.process",
+    "flowstage.executors.ray",
     "flowstage.flow",
     "flowstage.lowlevel",
     "flowstage.plan",

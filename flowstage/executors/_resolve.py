@@ -13,6 +13,7 @@ __all__ = ["EXECUTOR_NAMES", "resolve"]
 EXECUTOR_NAMES: Final[dict[str, tuple[str, str]]] = {
     "local": ("flowstage.executors.local", "LocalExecutor"),
     "process": ("flowstage.executors.process", "ProcessExecutor"),
+    "ray": ("flowstage.executors.ray", "RayExecutor"),
 }
 
 

@@ -1,6 +1,6 @@
 """The executor conformance kit (``flowstage.testing``), run on every executor this
 suite knows, on asyncio and trio; the cases that assert exact times run under
-trio's virtual clock."""
+trio's virtual clock. The Ray executor runs on a real local Ray cluster."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from trio.testing import MockClock
 
 from flowstage.executors import Executor, LocalExecutor
 from flowstage.executors.process import ProcessExecutor
+from flowstage.executors.ray import RayExecutor
 from flowstage.testing import ConformanceCase, ConformanceFailure, check_executor, conformance_cases
 
 pytestmark = pytest.mark.anyio
@@ -20,11 +21,20 @@ EXECUTORS: dict[str, Any] = {
     "process-1": lambda: ProcessExecutor(1),
     "process-2": lambda: ProcessExecutor(2),
     "process-4": lambda: ProcessExecutor(4),
+    # one actor per partition (tests/executors/test_ray.py runs fewer actors)
+    "ray": RayExecutor,
 }
 
 
-@pytest.fixture(params=sorted(EXECUTORS))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.ray] if name.startswith("ray") else [])
+        for name in sorted(EXECUTORS)
+    ]
+)
 def executor(request: pytest.FixtureRequest) -> Executor:
+    if str(request.param).startswith("ray"):
+        request.getfixturevalue("ray_cluster")
     made: Executor = EXECUTORS[request.param]()
     return made
 

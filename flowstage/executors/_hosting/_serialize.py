@@ -21,17 +21,24 @@ def cloudpickle() -> Any:
     return cloudpickle
 
 
-def serialize_plan(plan: Plan, fallback: Any, executor: str, hosts: str) -> bytes:
+def serialize_plan(
+    plan: Plan, fallback: Any, executor: str, hosts: str, *, pickle_first: bool = True
+) -> bytes:
     """``plan`` as bytes for the hosts: pickle, or ``fallback`` (a cloudpickle module,
     or ``None``) when the plan needs it. What cloudpickle writes loads with pickle.
+
+    With ``pickle_first=False`` the fallback is used whenever there is one: hosts that
+    do not import the parent's ``__main__`` (Ray actors) need the functions defined
+    there sent by value, which only cloudpickle does.
 
     Raises:
         FlowNotPortable: a part of the plan cannot be sent (each with a fix), naming
             ``executor`` and its ``hosts``.
     """
-    problems = check_portable(plan)
-    if not problems:
-        return pickle.dumps(plan, protocol=5)
+    if pickle_first or fallback is None:
+        problems = check_portable(plan)
+        if not problems:
+            return pickle.dumps(plan, protocol=5)
     if fallback is not None:
         problems = check_portable(plan, fallback)
         if not problems:

@@ -1,0 +1,30 @@
+"""Real services for the tests that need them (Ray, Redis).
+
+On a machine without one, the tests that need it skip with a message saying how to
+get it. Set ``FLOWSTAGE_REQUIRE_SERVICES=1`` (CI does) to make a missing service fail
+those tests instead.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NoReturn
+
+import pytest
+
+#: Ray's settings for a test cluster, set before Ray is imported: no usage reports,
+#: no token file, every socket on 127.0.0.1.
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_ENABLE_AUTO_CONNECT": "0",
+}
+
+
+def missing(what: str, how: str) -> NoReturn:
+    """Skip (or fail, when services are required) because ``what`` is missing."""
+    message = f"{what} is not available: {how}"
+    if os.environ.get("FLOWSTAGE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message} (FLOWSTAGE_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(message)
