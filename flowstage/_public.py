@@ -21,6 +21,7 @@ PUBLIC_MODULES: Final = frozenset(
         "flowstage.executors.ray",
         "flowstage.flow",
         "flowstage.lowlevel",
+        "flowstage.messages",
         "flowstage.plan",
         "flowstage.program",
         "flowstage.testing",

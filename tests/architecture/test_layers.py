@@ -45,7 +45,7 @@ def layer_of(module: str) -> str:
     sub = parts[1]
     if sub in ("plan", "program", "executors", "flow"):
         return sub
-    if sub.startswith("_") or sub in ("dispatchers", "lowlevel"):
+    if sub.startswith("_") or sub in ("dispatchers", "lowlevel", "messages"):
         return "engine"
     return "api"  # testing, integrations
 
