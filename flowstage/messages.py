@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import anyio
+import anyio.lowlevel
 
 from ._public import fixup_module_metadata as _fixup_module_metadata
 
@@ -125,11 +126,13 @@ class MemorySource(Generic[T]):
     """An in-memory :class:`AckSource` over ``items`` (ids ``"0"``, ``"1"``, ...), for
     tests and examples.
 
-    ``receive`` hands out the items in order, then what was nacked with
-    ``redeliver=True`` (each at most ``max_attempts`` times), and ends when every
-    item was acknowledged or nacked for good. ``acked`` and ``nacked`` record what
-    the flow said, in order; ``duplicates`` counts ids acknowledged more than once
-    (always 0 for a flow that follows the contract).
+    ``receive`` hands out the items in order, and with ``redeliver=True`` the ones
+    nacked meanwhile again (each at most ``max_attempts`` times); it ends (returns
+    ``[]``) once nothing is left to hand out, as a finite broker would. ``acked`` and
+    ``nacked`` record what the flow said, in order; ``unacked`` holds what was
+    delivered and is still with the flow (what a broker would deliver again to the
+    next consumer); ``duplicates`` counts ids acknowledged more than once (0 for a
+    flow that keeps the contract).
     """
 
     def __init__(
@@ -152,24 +155,22 @@ class MemorySource(Generic[T]):
         self.duplicates = 0
         self.opened = False
         self.closed = False
-        self._wake: anyio.Event | None = None
+        self.receives: list[int] = []  # the max_count of each receive call
 
     @property
     def name(self) -> str:
         return self._name
 
+    def attempts(self, message_id: str) -> int:
+        """How many times message ``message_id`` was delivered."""
+        return self._attempts.get(message_id, 0)
+
     async def open(self) -> None:
         self.opened = True
 
-    def _finished(self) -> bool:
-        return not self._queue and not self.unacked
-
     async def receive(self, max_count: int) -> list[Message[T]]:
-        while not self._queue:
-            if self._finished():
-                return []
-            self._wake = wake = anyio.Event()  # a nack may requeue something
-            await wake.wait()
+        self.receives.append(max_count)
+        await anyio.lowlevel.checkpoint()
         out: list[Message[T]] = []
         while self._queue and len(out) < max_count:
             mid = self._queue.popleft()
@@ -178,19 +179,14 @@ class MemorySource(Generic[T]):
             out.append(Message(self._items[mid], mid, self._name, attempt))
         return out
 
-    def _changed(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set()
-
     async def ack(self, ids: Sequence[str]) -> None:
+        acked = set(self.acked)
         for mid in ids:
-            if mid in self.acked:
+            if mid in acked:
                 self.duplicates += 1
             self.unacked.discard(mid)
             self.acked.append(mid)
-        self._changed()
+            acked.add(mid)
 
     async def nack(self, failures: Sequence[tuple[str, BaseException]]) -> None:
         for mid, exc in failures:
@@ -198,11 +194,9 @@ class MemorySource(Generic[T]):
             self.nacked.append((mid, exc))
             if self.redeliver and self._attempts.get(mid, 0) < self.max_attempts:
                 self._queue.append(mid)
-        self._changed()
 
     async def aclose(self) -> None:
         self.closed = True
-        self._changed()
 
 
 _fixup_module_metadata(__name__, __all__)

@@ -34,6 +34,7 @@ from .._options import (
     validate_demand,
 )
 from ..executors import Executor, FlowIterator, RunningFlow, resolve
+from ..messages import AckSource, Message, Sink
 from ..plan import (
     JOIN_MODES,
     DepartitionTag,
@@ -59,6 +60,7 @@ from ._compile import (
     JoinInput,
     KeySpec,
     LayerOptions,
+    MessagesInput,
     SourceInput,
     ThroughInput,
     compile_flow,
@@ -75,7 +77,8 @@ if TYPE_CHECKING:
     )
     from contextlib import AbstractAsyncContextManager
 
-    from ..plan import JoinMode, Sink
+    from ..plan import JoinMode
+    from ..plan import Sink as OutputKind
 
 __all__ = ["Flow"]
 
@@ -276,6 +279,63 @@ class Flow(Generic[T]):
                     + " (use Flow.from_iterables for plain iterables)"
                 )
         return Flow._source(what, "async iterable", items, stages, max_demand, min_demand, window)
+
+    @staticmethod
+    def from_messages(
+        source: AckSource[U],
+        *,
+        max_unacked: int = 10_000,
+        on_error: Literal["nack", "raise"] = "nack",
+        stages: int | None = None,
+        max_demand: int | None = None,
+        min_demand: int | None = None,
+        window: Window | None = None,
+    ) -> Flow[Message[U]]:
+        """A flow over an acknowledged source (see :mod:`flowstage.messages`): its
+        events are the :class:`~flowstage.messages.Message` envelopes the source
+        delivers, and each message is acknowledged once everything the flow derived
+        from it reached the end of the flow (and was written by the flow's sink, with
+        :meth:`write_to`): never before, so a crash or a cancelled flow leaves it
+        with the broker, which delivers it again (at-least-once).
+
+        Args:
+            max_unacked: at most this many messages delivered and not yet
+                acknowledged or nacked; the source waits for acknowledgements
+                beyond it. A reducer holds its messages until its window emits, so
+                use processing-time windows (``Window.periodic``,
+                ``trigger_periodically``) on an endless source.
+            on_error: a callback raising on an event: ``"nack"`` (the default) nacks
+                the messages the event comes from (the source retries them or moves
+                them to a dead-letter stream) and the flow goes on; ``"raise"`` fails
+                the flow (its messages are redelivered to the next consumer).
+
+        Lineage cannot be followed through joins, ``departition``, ``take_sort``,
+        ``uniq``, count and event-time windows, custom triggers and
+        ``through_stages``: a flow over acknowledged messages that uses them fails
+        when it is run, naming them.
+        """
+        what = "Flow.from_messages"
+        _not_a_flow(what, source)
+        if not isinstance(source, AckSource):
+            raise TypeError(
+                invalid(
+                    "source",
+                    "an acknowledged source (open, receive, ack, nack, aclose and a name; "
+                    "see flowstage.messages.AckSource)",
+                    source,
+                    what,
+                )
+            )
+        limit = check_positive_int("max_unacked", max_unacked, what)
+        check_choice("on_error", on_error, ("nack", "raise"), what)
+        return Flow(
+            FlowSpec(
+                MessagesInput(source, limit, on_error == "nack"),
+                (),
+                _window(what, window),
+                _options(what, stages, max_demand, min_demand),
+            )
+        )
 
     @staticmethod
     def from_stages(
@@ -727,9 +787,26 @@ class Flow(Generic[T]):
             )
         )
 
+    def write_to(self, sink: Sink) -> Flow[T]:
+        """Write the flow's output to ``sink`` (a :class:`~flowstage.messages.Sink`,
+        such as a stream of a broker), batch by batch, in the calling process, before
+        it is consumed: ``await flow.write_to(sink).run()``. In a flow over
+        acknowledged messages, a message is acknowledged only after what came of it
+        was written. Must be the last step of the flow; the sink is closed when the
+        flow ends."""
+        what = "Flow.write_to"
+        _not_a_flow(what, sink)
+        if not isinstance(sink, Sink):
+            raise TypeError(
+                invalid("sink", "a sink (async write(events) and aclose())", sink, what)
+            )
+        return Flow(replace(self.spec, writer=sink))
+
     # -- compilation and running ----------------------------------------------------------
 
-    def compile(self, *, sink: Sink = "stream", consumers: Sequence[object] = ()) -> CompiledFlow:
+    def compile(
+        self, *, sink: OutputKind = "stream", consumers: Sequence[object] = ()
+    ) -> CompiledFlow:
         """The plan of this flow and the bindings of the live objects it uses.
 
         ``sink`` says how the output is consumed: ``"stream"`` (iterated),
@@ -737,7 +814,7 @@ class Flow(Generic[T]):
         """
         return compile_flow(self, sink=sink, consumers=tuple(consumers))
 
-    def plan(self, *, sink: Sink = "stream") -> Plan:
+    def plan(self, *, sink: OutputKind = "stream") -> Plan:
         """The :class:`~flowstage.plan.Plan` of this flow: plain, versioned data
         that any executor can run (see :mod:`flowstage.plan`)."""
         return self.compile(sink=sink).plan

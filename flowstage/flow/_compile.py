@@ -40,8 +40,10 @@ from ..plan import (
     LocalRef,
     MapBatch,
     Mapper,
+    MessageSource,
     OnTrigger,
     Operation,
+    OutputEnd,
     Plan,
     Reduce,
     Sink,
@@ -52,6 +54,7 @@ from ..plan import (
     Uniq,
     Window,
 )
+from ..program import track_plan
 
 if TYPE_CHECKING:
     from ._builder import Flow
@@ -64,6 +67,7 @@ __all__ = [
     "JoinInput",
     "KeySpec",
     "LayerOptions",
+    "MessagesInput",
     "ProducerSpec",
     "SourceInput",
     "ThroughInput",
@@ -89,6 +93,16 @@ class SourceInput:
     kind: Literal["iterable", "async iterable", "stage"]
     items: tuple[object, ...]
     origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesInput:
+    """``from_messages``: an acknowledged source."""
+
+    source: object
+    max_unacked: int
+    catch: bool
+    origin: str = "from_messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +143,9 @@ class ThroughInput:
     stages: tuple[object, ...]
 
 
-ProducerSpec: TypeAlias = SourceInput | FlowsInput | JoinInput | DepartitionInput | ThroughInput
+ProducerSpec: TypeAlias = (
+    SourceInput | MessagesInput | FlowsInput | JoinInput | DepartitionInput | ThroughInput
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +157,8 @@ class FlowSpec:
     ops: tuple[Operation, ...]
     window: Window
     options: LayerOptions
+    #: The sink the flow's output is written to (``write_to``), if any.
+    writer: object | None = None
 
     def layer_ops(self) -> LayerOps:
         """The operations fused into the layer's phases."""
@@ -187,11 +205,16 @@ class _Compiler:
     def __init__(self) -> None:
         self.layers: list[LayerPlan] = []
         self.bindings = Bindings()
+        #: ``catch`` of every acknowledged source met (``on_error="nack"``).
+        self.catches: list[bool] = []
 
     def refs(self, items: tuple[object, ...], what: str) -> tuple[LocalRef, ...]:
         return tuple(self.bindings.add(item, what) for item in items)
 
-    def source(self, p: SourceInput) -> Source:
+    def source(self, p: SourceInput | MessagesInput) -> Source:
+        if isinstance(p, MessagesInput):
+            self.catches.append(p.catch)
+            return MessageSource(self.bindings.add(p.source, "acknowledged source"), p.max_unacked)
         refs = self.refs(p.items, p.kind)
         if p.kind == "iterable":
             return IterableSource(refs)
@@ -207,6 +230,11 @@ class _Compiler:
         stages are what ``into_stages`` consumers see, one per partition)."""
         spec = flow.spec
         p = spec.producers
+        if spec.writer is not None and not last:
+            raise ValueError(
+                "write_to must be the last step of a flow: this flow is an input of another "
+                "(write the combined flow instead)"
+            )
         ops = spec.layer_ops()
         computes = ops.has_computation or isinstance(p, JoinInput | DepartitionInput)
         if last and isinstance(p, FlowsInput) and p.kind == "partition":
@@ -217,7 +245,7 @@ class _Compiler:
                     "a window was set but no computation is happening on this partition "
                     "(add an operation such as reduce after the window, or drop window=)"
                 )
-            if isinstance(p, SourceInput) and p.kind != "stage":
+            if isinstance(p, MessagesInput) or (isinstance(p, SourceInput) and p.kind != "stage"):
                 return [self.source(p)]
             if isinstance(p, FlowsInput):
                 return [e for f in p.flows for e in self.ends(f, want_partition)]
@@ -240,7 +268,7 @@ class _Compiler:
         dep: DepartitionSpec | None = None
         join: JoinSpec | None = None
         inputs: list[LayerInput]
-        if isinstance(p, SourceInput):
+        if isinstance(p, SourceInput | MessagesInput):
             origin = p.origin
             inputs = [LayerInput(self.source(p))]
         elif isinstance(p, ThroughInput):
@@ -298,12 +326,25 @@ def compile_flow(
 ) -> CompiledFlow:
     """Compile ``flow`` into a plan and the bindings of its live objects.
 
+    A flow over acknowledged messages (``from_messages``) has every operation
+    rewritten to keep lineage (:func:`flowstage.program.track_plan`) and its output
+    settled in the calling process (``Plan.end``).
+
     Raises:
-        ValueError: a non-default window on a layer without computation.
+        ValueError: a non-default window on a layer without computation; an
+            operation a flow over acknowledged messages cannot follow; ``write_to``
+            on a flow that is not the last.
     """
     c = _Compiler()
     ends = c.ends(flow, False, last=True)
-    if sink == "run":
+    writer = flow.spec.writer
+    tracked = bool(c.catches)
+    end = None
+    if writer is not None or tracked:
+        end = OutputEnd(
+            None if writer is None else c.bindings.add(writer, "sink"), acknowledge=tracked
+        )
+    elif sink == "run":
         for e in ends:
             if isinstance(e, int):
                 c.layers[e] = replace(c.layers[e], discard_output=True)
@@ -312,5 +353,8 @@ def compile_flow(
         output=tuple(LayerInput(e) for e in ends),
         sink=sink,
         consumers=c.refs(consumers, "stage"),
+        end=end,
     )
+    if tracked:
+        plan = track_plan(plan, catch=all(c.catches))
     return CompiledFlow(plan, c.bindings)

@@ -43,6 +43,8 @@ from ._types import JoinSpec as JoinSpec
 from ._types import LayerInput as LayerInput
 from ._types import LayerKind as LayerKind
 from ._types import LayerPlan as LayerPlan
+from ._types import MessageSource as MessageSource
+from ._types import OutputEnd as OutputEnd
 from ._types import OutputTag as OutputTag
 from ._types import PartitionOutput as PartitionOutput
 from ._types import Plan as Plan
@@ -79,6 +81,8 @@ __all__ = (
     "LayerKind",
     "LayerOps",
     "LayerPlan",
+    "MessageSource",
+    "OutputEnd",
     "LocalRef",
     "MapBatch",
     "Mapper",

@@ -8,6 +8,8 @@ Shape of a plan::
       output: (LayerInput, ...)     what the final consumer subscribes to
       sink:   "stream" | "run" | "into_stages"
       consumers: (LocalRef, ...)    the running consumers for "into_stages"
+      end: OutputEnd | None         what the output passes through first (a sink,
+                                    acknowledgements), in the calling process
       version: PLAN_VERSION
 
     LayerPlan                       one layer = ``stages`` identical stages
@@ -41,6 +43,14 @@ The executor contract:
 * ``Plan.output`` is consumed with demand dispatch by the stream (``"stream"``),
   drained and discarded (``"run"``; final layers then have ``discard_output`` set
   and emit nothing), or by ``Plan.consumers`` (``"into_stages"``).
+* :class:`MessageSource` stands for one producer over an acknowledged source (see
+  :mod:`flowstage.messages`) emitting each message as
+  ``flowstage.program.Tracked(message, message.id)``; a plan with one has every
+  operation rewritten to keep lineage (``flowstage.program.track_plan``), and
+  ``Plan.end.acknowledge`` set: the output's lineages are settled in the calling
+  process, each message acknowledged (or nacked) once everything derived from it
+  reached the output, and the output's values are consumed. ``Plan.end.writer``, when
+  set, is a sink whose ``write`` each output batch goes through first.
 * A flow object used twice in one plan (for example both sides of a join) is
   compiled, and its sources iterated, twice.
 """
@@ -60,6 +70,8 @@ if TYPE_CHECKING:
 __all__ = [
     "JOIN_MODES",
     "PLAN_VERSION",
+    "MessageSource",
+    "OutputEnd",
     "AsyncIterableSource",
     "DepartitionSpec",
     "DepartitionTag",
@@ -85,7 +97,7 @@ __all__ = [
 
 #: The version of the plan format. A process that receives a plan of another
 #: version refuses it (:func:`require_version`).
-PLAN_VERSION: Final = 1
+PLAN_VERSION: Final = 2
 
 #: ``(window_type, window_id, trigger_name)`` as passed to ``on_trigger``.
 TriggerInfo: TypeAlias = tuple[str, Any, Any]
@@ -132,7 +144,19 @@ class ThroughStagesSource:
     inputs: tuple[LayerInput, ...]
 
 
-Source: TypeAlias = IterableSource | AsyncIterableSource | StagesSource | ThroughStagesSource
+@dataclass(frozen=True, slots=True)
+class MessageSource:
+    """One producer over an acknowledged source (a :class:`LocalRef` to a
+    :class:`flowstage.messages.AckSource`), holding at most ``max_unacked`` messages
+    delivered and not yet acknowledged or nacked."""
+
+    source: LocalRef
+    max_unacked: int
+
+
+Source: TypeAlias = (
+    IterableSource | AsyncIterableSource | StagesSource | ThroughStagesSource | MessageSource
+)
 
 
 # -- dispatch, layers ------------------------------------------------------------------
@@ -245,6 +269,17 @@ class LayerPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputEnd:
+    """What a flow's output passes through in the calling process before it is
+    consumed: ``writer`` (a :class:`flowstage.messages.Sink`, by reference) writes each
+    batch; ``acknowledge`` settles the lineage of each event (the plan reads an
+    acknowledged source) and hands on the plain values."""
+
+    writer: LocalRef | None = None
+    acknowledge: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """A compiled flow; see the module docstring."""
 
@@ -252,6 +287,7 @@ class Plan:
     output: tuple[LayerInput, ...]
     sink: Sink = "stream"
     consumers: tuple[LocalRef, ...] = ()
+    end: OutputEnd | None = None
     version: int = PLAN_VERSION
 
 

@@ -5,6 +5,8 @@ stage (one partition) of a plan layer: the layer's fused operations, its window 
 triggers, with no clock, no I/O and no anyio, so the same code runs in the local
 executor's stages, in worker processes and in cluster actors. :class:`Labels`
 names the operation an exception came from, for the note every executor adds.
+:func:`track_plan` rewrites a plan over acknowledged messages so that every event
+keeps its lineage (:class:`Tracked`), which :class:`Ledger` settles at the end.
 
 This package imports only the plan and the stage engine's pure parts below it.
 """
@@ -17,6 +19,11 @@ from ._labels import describe_layer as describe_layer
 from ._labels import layer_label as layer_label
 from ._labels import partition_note as partition_note
 from ._labels import routing_note as routing_note
+from ._lineage import MARK as MARK
+from ._lineage import Ledger as Ledger
+from ._lineage import Tracked as Tracked
+from ._lineage import check_trackable as check_trackable
+from ._lineage import track_plan as track_plan
 from ._node import PartitionNode as PartitionNode
 from ._node import adrive as adrive
 from ._node import drive as drive
@@ -26,12 +33,16 @@ from ._program import layer_callbacks as layer_callbacks
 from ._program import make_program as make_program
 
 __all__ = (
+    "MARK",
     "Labels",
+    "Ledger",
     "PartitionNode",
     "StageProgram",
+    "Tracked",
     "add_flow_note",
     "adrive",
     "as_reduce",
+    "check_trackable",
     "describe_layer",
     "drive",
     "every_trigger",
@@ -40,6 +51,7 @@ __all__ = (
     "make_program",
     "partition_note",
     "routing_note",
+    "track_plan",
 )
 
 _fixup_module_metadata(__name__, __all__)

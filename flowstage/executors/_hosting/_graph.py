@@ -224,15 +224,21 @@ class HostedGraph(Graph):
     # -- running ------------------------------------------------------------------------------
 
     async def prepare(self) -> None:
+        await super().prepare()
         if self.pool.size:
             await self.pool.start(self.setups(anyio.current_time()))
 
     async def serve(self) -> None:
-        if self.pool.size:
-            await self.pool.serve(self._handle)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(super().serve)
+            if self.pool.size:
+                await self.pool.serve(self._handle)
 
     async def aclose(self) -> None:
-        await self.pool.aclose()
+        try:
+            await self.pool.aclose()
+        finally:
+            await super().aclose()
 
     def abort(self) -> None:
         self.pool.abort()

@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
+
+from ..._acked import Acker
 from ..._stage import Stage
 from ...plan import (
     AsyncIterableSource,
@@ -23,18 +26,21 @@ from ...plan import (
     LayerInput,
     LayerPlan,
     LocalRef,
+    MessageSource,
     Plan,
     StagesSource,
 )
-from ...program import make_program
+from ...program import Tracked, make_program
 from ._dispatch import make_dispatcher
 from ._map_reducer import MapReducer, Scheduler, Trigger
-from ._sources import FlowAsyncIterableProducer, FlowIterableProducer
+from ._output import OutputStage, lineage_id
+from ._sources import FlowAsyncIterableProducer, FlowIterableProducer, FlowMessageProducer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Iterable
+    from collections.abc import AsyncIterable, Callable, Iterable
 
     from ..._subscription import Subscription
+    from ...messages import AckSource, Message, Sink
 
 __all__ = ["Graph"]
 
@@ -53,6 +59,9 @@ class Graph:
         self.layers: list[list[MapReducer]] = []
         self.expected = 0  # subscriptions to flow-owned producers still to be made
         self.consumer_of: dict[int, tuple[Dispatch, LayerPlan | None]] = {}
+        #: One per acknowledged source of the plan, in order.
+        self.ackers: list[Acker] = []
+        self.writer: Sink | None = None
         for layer in plan.layers:
             for inp in layer.inputs:
                 self._scan(inp, layer)
@@ -63,12 +72,36 @@ class Graph:
         self.outputs: list[Stage] = []
         for inp in plan.output:
             self.outputs += self.producers_of(inp, None)
+        if plan.end is not None:
+            self._build_end()
+
+    def _build_end(self) -> None:
+        """Put an :class:`OutputStage` between the outputs and the consumer."""
+        end = self.plan.end
+        assert end is not None
+        if end.writer is not None:
+            self.writer = cast("Sink", self.bindings.resolve(end.writer))
+        stage = OutputStage(
+            writer=self.writer,
+            ackers=self.ackers if end.acknowledge else None,
+            discard=self.plan.sink == "run",
+            counter=self.scheduler,
+            name="flow-output",
+        )
+        for producer in self.outputs:
+            self.subscribe(stage, producer, cancel="transient")
+            stage.expect_upstream()
+        self.tracked.append(stage)
+        self.owned.add(stage)
+        self.outputs = [stage]
 
     def _scan(self, inp: LayerInput, consumer: LayerPlan | None) -> None:
         src = inp.source
         if isinstance(src, int):
             self.consumer_of[src] = (inp.dispatch, consumer)
-        elif not isinstance(src, IterableSource | AsyncIterableSource | StagesSource):
+        elif not isinstance(
+            src, IterableSource | AsyncIterableSource | StagesSource | MessageSource
+        ):
             for inner in src.inputs:
                 self._scan(inner, None)
 
@@ -111,6 +144,19 @@ class Graph:
                 self.foreign_stage(ref, "Flow.from_stages", ("producer", "producer_consumer"))
                 for ref in src.producers
             ]
+        if isinstance(src, MessageSource):
+            k = len(self.sources)
+            index = len(self.ackers)
+            acker = Acker(
+                cast("AckSource[Any]", self.bindings.resolve(src.source)), src.max_unacked
+            )
+            self.ackers.append(acker)
+            disp = make_dispatcher(d.kind, d.partitions, d.hash, consumer)
+            m = FlowMessageProducer(acker, _wrapper(index), self.scheduler, disp, f"flow-source{k}")
+            self.sources.append(m)
+            self.tracked.append(m)
+            self.owned.add(m)
+            return [m]
         through = [
             self.foreign_stage(ref, "Flow.through_stages", ("producer_consumer",))
             for ref in src.stages
@@ -157,14 +203,29 @@ class Graph:
     # -- what the runtime calls; executors that host layers elsewhere override them --------
 
     async def prepare(self) -> None:
-        """Called once before any stage starts."""
+        """Called once before any stage starts: opens the acknowledged sources."""
+        for acker in self.ackers:
+            await acker.source.open()
+            acker.opened = True
 
     async def serve(self) -> None:
         """Background work of the graph, run beside its stages (in each slice under
-        ``async for``); cancelled when the flow ends. Returns at once here."""
+        ``async for``); cancelled when the flow ends: sending acknowledgements."""
+        if not self.ackers:
+            return
+        async with anyio.create_task_group() as tg:
+            for acker in self.ackers:
+                tg.start_soon(acker.run, name="flowstage:acknowledgements")
 
     async def aclose(self) -> None:
-        """Called once when the flow has ended, whatever ended it."""
+        """Called once when the flow has ended, whatever ended it: sends the last
+        acknowledgements, closes the acknowledged sources and the sink."""
+        try:
+            for acker in self.ackers:
+                await acker.close()
+        finally:
+            if self.writer is not None:
+                await self.writer.aclose()
 
     def abort(self) -> None:
         """Called instead of :meth:`aclose` when the flow is dropped without being
@@ -204,3 +265,12 @@ class Graph:
     def trigger_targets(self) -> list[MapReducer]:
         """The stages of :meth:`trigger_layers`."""
         return [s for index in self.trigger_layers() for s in self.layers[index]]
+
+
+def _wrapper(index: int) -> Callable[[Message[Any]], Tracked]:
+    """How the ``index``-th acknowledged source's messages enter the flow."""
+
+    def wrap(message: Message[Any]) -> Tracked:
+        return Tracked(message, lineage_id(index, message.id))
+
+    return wrap

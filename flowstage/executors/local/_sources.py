@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ..._acked import AckSourceProducer
 from ..._sources import AsyncIterableProducer, IterableProducer
 from .._failure import add_flow_note, source_note
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Iterable, Mapping
+    from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 
+    from ..._acked import Acker
     from ...dispatchers import Dispatcher
+    from ...messages import Message
 
-__all__ = ["FlowAsyncIterableProducer", "FlowIterableProducer", "SubscriptionCounter"]
+__all__ = [
+    "FlowAsyncIterableProducer",
+    "FlowIterableProducer",
+    "FlowMessageProducer",
+    "SubscriptionCounter",
+]
 
 
 class SubscriptionCounter(Protocol):
@@ -75,3 +83,21 @@ class FlowAsyncIterableProducer(_ReportsSubscriptions, AsyncIterableProducer[Any
 
     def source_failure_note(self) -> str:
         return source_note(self.name, asynchronous=True)
+
+
+class FlowMessageProducer(_ReportsSubscriptions, AckSourceProducer):
+    """A flow source over an acknowledged source: emits ``wrap(message)`` for each
+    message, against demand and within ``max_unacked``."""
+
+    def __init__(
+        self,
+        acker: Acker,
+        wrap: Callable[[Message[object]], object],
+        counter: SubscriptionCounter,
+        dispatcher: Dispatcher[Any],
+        name: str,
+    ) -> None:
+        super().__init__(
+            acker, wrap, on_cancel="stop", name=name, dispatcher=dispatcher, demand="accumulate"
+        )
+        self._counter = counter
