@@ -343,3 +343,28 @@ async def test_an_address_while_ray_is_initialized_elsewhere_is_an_error(ray: An
     flow = Flow.from_iterable(range(3)).map(double)
     with pytest.raises(RuntimeError, match=r"Ray is already initialized in this process"):
         await flow.to_list(executor=RayExecutor("ray://elsewhere:10001"))
+
+
+# -- acknowledged messages -----------------------------------------------------------------
+
+
+def message_words(m: Any) -> list[str]:
+    return str(m.data).split()
+
+
+async def test_a_flow_over_acknowledged_messages_acknowledges_each_once(ray: Any) -> None:
+    from flowstage.messages import MemorySource
+
+    lines = ["a b", "", "b c", "c a b"] * 20
+    source = MemorySource(lines)
+    flow = (
+        Flow.from_messages(source, stages=2)
+        .flat_map(message_words)
+        .partition(stages=2)
+        .reduce(dict, count_words)
+    )
+    with leaves_no_actor(ray):
+        out = await flow.to_list(executor=RayExecutor())
+    assert dict(out) == Counter(w for line in lines for w in line.split())
+    assert sorted(source.acked, key=int) == [str(i) for i in range(len(lines))]
+    assert source.duplicates == 0
