@@ -1,13 +1,15 @@
 """Shared test configuration.
 
-Async tests run on asyncio and on trio (anyio's pytest plugin) and fail if they
-leave a stage running or, on asyncio, any task behind.
+Async tests run on asyncio, on uvloop (where it installs: not on Windows) and on trio
+(anyio's pytest plugin), and fail if they leave a stage running or, on the asyncio
+loops, any task behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,20 +25,35 @@ for _name, _value in RAY_ENV.items():  # before anything imports Ray
 os.environ.pop("RAY_ADDRESS", None)
 
 
-@pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+#: The backends every async test runs on.
+BACKENDS: list[Any] = [
+    pytest.param("asyncio", id="asyncio"),
+    pytest.param("trio", id="trio"),
+]
+if importlib.util.find_spec("uvloop") is not None:
+    BACKENDS.append(pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
+
+
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+def backend_name(anyio_backend: Any) -> str:
+    """``"asyncio"`` or ``"trio"`` (uvloop is an asyncio event loop)."""
+    return str(anyio_backend[0] if isinstance(anyio_backend, tuple) else anyio_backend)
 
 
 @pytest.fixture
-async def _leak_check(anyio_backend: str) -> AsyncIterator[None]:
-    before = set(asyncio.all_tasks()) if anyio_backend == "asyncio" else set()
+async def _leak_check(anyio_backend: Any) -> AsyncIterator[None]:
+    on_asyncio = backend_name(anyio_backend) == "asyncio"
+    before = set(asyncio.all_tasks()) if on_asyncio else set()
     _stage.LIVE_STAGES.clear()
     yield
     gc.collect()
     running = [s for s in list(_stage.LIVE_STAGES) if s._running]
     assert not running, f"stages still running after the test: {running}"
-    if anyio_backend == "asyncio":
+    if on_asyncio:
         current = asyncio.current_task()
         leaked = [
             t
