@@ -493,8 +493,9 @@ class Stage:
             # Neighbours in other scopes must hear of it, as of any exit: a failure
             # travels as its exception, a cancellation by the owning scope as
             # "shutdown".
-            self._notify_neighbours(exc if isinstance(exc, Exception) else "shutdown")
-            self._close()
+            down: object = exc if isinstance(exc, Exception) else "shutdown"
+            self._notify_neighbours(down)
+            self._close(down)
             if isinstance(exc, Exception):
                 mark_failure(exc)
                 if not getattr(exc, "_flowstage_noted", False):
@@ -881,7 +882,7 @@ class Stage:
         self._running = False
         self._terminated = True
         self._notify_neighbours(reason)
-        self._close()
+        self._close(reason)
         await self._invoke("terminate", reason)
 
     def _notify_neighbours(self, reason: object) -> None:
@@ -892,10 +893,19 @@ class Stage:
             sub.producer_mailbox.put((CANCEL_UP, sub, reason))
         self._producers.clear()
 
-    def _close(self) -> None:
+    def _close(self, reason: object) -> None:
+        """Close the mailbox. Callers waiting for a reply fail with ``noproc``, and a
+        consumer whose subscription was still queued hears that this producer went
+        down with ``reason`` (as a GenStage consumer monitoring its producer from
+        the moment it subscribed would), so it never waits for a producer that is
+        gone."""
         for msg in self._mailbox.close():
-            if msg[0] == CALL:
+            code = msg[0]
+            if code == CALL:
                 msg[2].fail(StageExited(self.name, "noproc"))
+            elif code == SUBSCRIBE:
+                sub = msg[1]
+                sub.consumer_mailbox.put((CANCEL_DOWN, sub, "down", reason))
         for reply in self._pending_replies:
             reply.fail(StageExited(self.name, self._stop_reason or "noproc"))
         self._pending_replies.clear()
