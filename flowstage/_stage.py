@@ -181,7 +181,8 @@ class Stage:
         self._consumers: dict[Subscription[Any], None] = {}
         self._buffer: Buffer[Any] | None = None
         self._dispatcher: Dispatcher[Any] | None = None
-        self._demand_mode: DemandMode = "forward"
+        self._demand_mode: DemandMode = "forward"  # the mode the stage works in
+        self._requested_mode: DemandMode = "forward"  # the mode last asked for
         self._accumulated: list[tuple[str, Any]] = []
         self._accumulated_events = 0
         self._unmet = 0
@@ -211,7 +212,7 @@ class Stage:
                     f"got: {dispatcher!r}"
                 )
             self._dispatcher = dispatcher
-            self._demand_mode = demand
+            self._demand_mode = self._requested_mode = demand
         if self._consumes:
             for entry in subscribe_to:
                 self._initial_subscriptions.append(entry)
@@ -335,8 +336,11 @@ class Stage:
 
     @property
     def demand_mode(self) -> DemandMode:
-        """``"forward"`` or ``"accumulate"`` (producers only)."""
-        return self._demand_mode
+        """``"forward"`` or ``"accumulate"`` (producers only): the mode last set,
+        by the constructor or by :meth:`set_demand` (already the new mode right
+        after ``set_demand`` returns, while the stage may not have switched yet, as
+        GenStage's ``demand/1``, a call, sees every earlier ``demand/2``)."""
+        return self._requested_mode
 
     def set_demand(self, mode: DemandMode) -> None:
         """Switch a producer between ``"forward"`` and ``"accumulate"``.
@@ -349,6 +353,7 @@ class Stage:
         if self.kind != "producer":
             raise TypeError("set_demand applies to producers only")
         self._mailbox.put_external_nowait((DEMAND_MODE, mode))
+        self._requested_mode = mode
 
     def estimate_buffered_count(self) -> int:
         """Events held in the buffer (info messages are not counted)."""
@@ -600,12 +605,10 @@ class Stage:
                 if self._stopping:
                     return
         else:
-            queue = self._pc_queue
-            if account is None:
-                queue.append((EVENTS, sub, batch, 0))
-            else:
-                for chunk, ask in account.split(batch):
-                    queue.append((EVENTS, sub, chunk, ask))
+            # One queue entry per incoming message: once its first chunk is
+            # handled, the rest follow (as GenStage's consumer_dispatch does).
+            chunks = [(batch, 0)] if account is None else account.split(batch)
+            self._pc_queue.append((EVENTS, sub, chunks))
             await self._take_pc_events()
 
     async def _consume(self, events: list[Any], sub: Subscription[Any]) -> None:
@@ -625,15 +628,17 @@ class Stage:
             code = item[0]
             if code == EVENTS:
                 sub = item[1]
-                if sub not in self._producers:
-                    continue
-                result = self.handle_events(item[2], sub)  # type: ignore[attr-defined]
-                if self._async["handle_events"]:
-                    result = await result
-                if result:
-                    self._emit(result if type(result) is list else _as_list(result))
-                if item[3]:
-                    sub._ask(item[3])
+                is_async = self._async["handle_events"]
+                for chunk, ask in item[2]:
+                    if sub not in self._producers or self._stopping:
+                        break
+                    result = self.handle_events(chunk, sub)  # type: ignore[attr-defined]
+                    if is_async:
+                        result = await result
+                    if result:
+                        self._emit(result if type(result) is list else _as_list(result))
+                    if ask:
+                        sub._ask(ask)
             elif code == CANCEL_DOWN:
                 await self._on_cancel_down(item[1], item[2], item[3])
             else:  # a queued info
