@@ -39,6 +39,8 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._options import check_positive_int
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -190,11 +192,11 @@ def partition_of(obj: object, n: int) -> int:
     """Return the partition (``0 <= p < n``) that :func:`stable_hash` assigns to ``obj``.
 
     Raises:
-        TypeError: as :func:`stable_hash`.
+        TypeError: as :func:`stable_hash`, or ``n`` is not an integer.
         ValueError: when ``n < 1``.
     """
-    if n < 1:
-        raise ValueError(f"the number of partitions must be >= 1, got: {n!r}")
+    if type(n) is not int or n < 1:
+        n = check_positive_int("n", n, "partition_of")
     return stable_hash(obj) % n
 
 

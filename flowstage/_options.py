@@ -16,9 +16,11 @@ the engine, the plan, the programs, the executors and the builder all share it.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -28,12 +30,14 @@ __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "DEFAULT_MAILBOX_LIMIT",
     "DEFAULT_MAX_DEMAND",
+    "MAX_COUNT",
     "UNITS",
     "arity",
     "check_callable",
     "check_choice",
     "check_initial",
     "check_int",
+    "check_option_names",
     "check_positive_int",
     "default_stages",
     "invalid",
@@ -80,12 +84,18 @@ def check_int(option: str, value: object, call: str | None = None) -> int:
     return int(value)
 
 
+#: The largest count any option accepts (what ``itertools.islice``, ``deque`` and
+#: friends take): a larger one could only fail later, deep inside a stage.
+MAX_COUNT: Final = sys.maxsize
+
+
 def check_positive_int(option: str, value: object, call: str | None = None) -> int:
-    """Return ``value`` as an ``int`` if it is an integer >= 1 (not a ``bool``).
+    """Return ``value`` as an ``int`` if it is an integer between 1 and
+    :data:`MAX_COUNT` (``sys.maxsize``); a ``bool`` is not an integer here.
 
     Raises:
         TypeError: ``value`` is not an integer.
-        ValueError: ``value`` is below 1.
+        ValueError: ``value`` is below 1 or above :data:`MAX_COUNT`.
     """
     if type(value) is not int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -93,6 +103,8 @@ def check_positive_int(option: str, value: object, call: str | None = None) -> i
         value = int(value)
     if value < 1:
         raise ValueError(invalid(option, "an integer >= 1", value, call))
+    if value > MAX_COUNT:
+        raise ValueError(invalid(option, f"an integer between 1 and {MAX_COUNT}", value, call))
     return value
 
 
@@ -127,9 +139,11 @@ def validate_demand(
         TypeError: a value is not an ``int`` (``bool`` is rejected).
         ValueError: a value is out of range; the message names the option.
     """
-    mx = DEFAULT_MAX_DEMAND if max_demand is None else check_int("max_demand", max_demand, call)
-    if mx < 1:
-        raise ValueError(invalid("max_demand", "an integer >= 1", mx, call))
+    mx = (
+        DEFAULT_MAX_DEMAND
+        if max_demand is None
+        else check_positive_int("max_demand", max_demand, call)
+    )
     if min_demand is None:
         return mx, mx // 2
     mn = check_int("min_demand", min_demand, call)
@@ -145,6 +159,21 @@ def to_ms(count: object, unit: object, call: str) -> int:
     n = check_positive_int("n", count, call)
     check_choice("unit", unit, UNITS, call)
     return n * UNITS[cast("str", unit)]
+
+
+def check_option_names(
+    given: Iterable[str], allowed: Iterable[str], call: str | None = None
+) -> None:
+    """Raise ``TypeError`` for the first name in ``given`` that is not in ``allowed``,
+    suggesting the closest allowed name (a misspelled option must not be ignored).
+    """
+    known = sorted(set(allowed))
+    for name in given:
+        if name not in known:
+            shown = ", ".join(repr(k) for k in known)
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(invalid("option", f"one of {shown}", name, call) + hint)
 
 
 def check_callable(option: str, fn: object, call: str | None = None) -> Callable[..., Any]:

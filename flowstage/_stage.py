@@ -39,7 +39,9 @@ from ._options import (
     DEFAULT_BUFFER_SIZE,
     DEFAULT_MAILBOX_LIMIT,
     check_choice,
+    check_option_names,
     check_positive_int,
+    invalid,
 )
 from ._stats import StageStatistics
 from ._subscription import (
@@ -56,7 +58,9 @@ from ._subscription import (
     REASK,
     STOP,
     SUBSCRIBE,
+    SUBSCRIPTION_OPTIONS,
     Subscription,
+    SubscriptionOptions,
     validate_subscription,
 )
 from .dispatchers import DemandDispatcher, Dispatcher, SubscriptionRejected
@@ -65,7 +69,7 @@ logger = logging.getLogger("flowstage")
 
 T = TypeVar("T")
 
-__all__ = ["NOREPLY", "Reply", "Stage"]
+__all__ = ["NOREPLY", "Reply", "Stage", "check_subscribe_options"]
 
 StageKind = Literal["producer", "producer_consumer", "consumer"]
 R = TypeVar("R")
@@ -130,6 +134,32 @@ class Reply:
         return self._value
 
 
+def check_subscribe_options(
+    producer: Stage, consumer: object, extra: Mapping[str, Any], call: str | None = None
+) -> None:
+    """Check the options of a subscription beside ``max_demand``, ``min_demand`` and
+    ``cancel``: each must be one the producer's dispatcher reads, or one that the
+    producer or the consumer declares in ``subscription_options``; the dispatcher
+    then checks their values.
+
+    Raises:
+        TypeError: an unknown option (with the closest known one), or a bad value.
+        ValueError: a bad value.
+    """
+    dispatcher = producer._dispatcher
+    assert dispatcher is not None
+    if extra:
+        allowed = {
+            *SUBSCRIPTION_OPTIONS,
+            *dispatcher.subscription_options,
+            *producer.subscription_options,
+        }
+        if isinstance(consumer, Stage):
+            allowed.update(consumer.subscription_options)
+        check_option_names(extra, allowed, call)
+    dispatcher.validate_subscribe(extra)
+
+
 def _as_list(events: Iterable[Any] | None) -> list[Any]:
     if events is None:
         return []
@@ -155,6 +185,13 @@ class Stage:
     _produces: ClassVar[bool]
     _consumes: ClassVar[bool]
 
+    #: Subscription options this stage's ``handle_subscribe`` reads, beside
+    #: ``max_demand``, ``min_demand``, ``cancel`` and the producer dispatcher's own
+    #: (``partition``, ``selector``). Any other option given to ``subscribe`` (on
+    #: either side of the subscription) raises ``TypeError``, so a misspelled
+    #: option is never silently ignored.
+    subscription_options: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(
         self,
         *,
@@ -176,7 +213,7 @@ class Stage:
         self._stopping = False
         # Consumer side.
         self._producers: dict[Subscription[Any], None] = {}
-        self._initial_subscriptions: list[Any] = []
+        self._initial_subscriptions: list[tuple[Stage, SubscriptionOptions]] = []
         # Producer side.
         self._consumers: dict[Subscription[Any], None] = {}
         self._buffer: Buffer[Any] | None = None
@@ -214,8 +251,17 @@ class Stage:
             self._dispatcher = dispatcher
             self._demand_mode = self._requested_mode = demand
         if self._consumes:
+            if isinstance(subscribe_to, Stage | str | bytes | Mapping):
+                raise TypeError(
+                    invalid(
+                        "subscribe_to",
+                        "a list of producers or (producer, options) pairs",
+                        subscribe_to,
+                        type(self).__name__,
+                    )
+                )
             for entry in subscribe_to:
-                self._initial_subscriptions.append(entry)
+                self._initial_subscriptions.append(self._subscribe_entry(entry))
         elif subscribe_to:
             raise TypeError(f"{self.kind} stages cannot subscribe to other stages")
 
@@ -410,15 +456,58 @@ class Stage:
         consumer then asks for ``max_demand`` events. Extra keyword options (for
         example ``partition=`` or ``selector=``) go to the producer's dispatcher.
         """
+        opts = self._check_subscription(producer, max_demand, min_demand, cancel, options)
+        return self._connect(producer, opts)
+
+    def _check_subscription(
+        self,
+        producer: object,
+        max_demand: object,
+        min_demand: object,
+        cancel: object,
+        options: Mapping[str, Any],
+    ) -> SubscriptionOptions:
+        """Every check of a subscription of this stage to ``producer``."""
         if not self._consumes:
             raise TypeError(f"{self.name} is a producer and cannot subscribe to other stages")
         if not isinstance(producer, Stage) or not producer._produces:
             raise TypeError(
                 f"can only subscribe to a producer or producer_consumer, got: {producer!r}"
             )
-        opts = validate_subscription(max_demand, min_demand, cancel, options)
-        assert producer._dispatcher is not None
-        producer._dispatcher.validate_subscribe(opts.extra)
+        if producer is self:
+            raise ValueError(
+                invalid("producer", "another stage (a stage cannot subscribe to itself)", producer)
+            )
+        opts = validate_subscription(max_demand, min_demand, cancel, options)  # type: ignore[arg-type]
+        check_subscribe_options(producer, self, opts.extra)
+        return opts
+
+    def _subscribe_entry(self, entry: object) -> tuple[Stage, SubscriptionOptions]:
+        """One entry of ``subscribe_to``, checked now (as ``subscribe`` would)."""
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], Mapping):
+            producer, given = entry
+            given = dict(given)
+        elif isinstance(entry, tuple):
+            raise TypeError(
+                invalid(
+                    "subscribe_to",
+                    "a list of producers or (producer, options) pairs with a dict of options",
+                    entry,
+                    type(self).__name__,
+                )
+            )
+        else:
+            producer, given = entry, {}
+        opts = self._check_subscription(
+            producer,
+            given.pop("max_demand", None),
+            given.pop("min_demand", None),
+            given.pop("cancel", "permanent"),
+            given,
+        )
+        return producer, opts
+
+    def _connect(self, producer: Stage, opts: SubscriptionOptions) -> Subscription[Any]:
         sub: Subscription[Any] = Subscription(producer, self, self._mailbox, self.name, opts)
         self._mailbox.put((CONNECT, sub))
         return sub
@@ -469,12 +558,8 @@ class Stage:
         try:
             if not self._booted:
                 self._booted = True
-                for entry in self._initial_subscriptions:
-                    if isinstance(entry, tuple):
-                        producer, opts = entry
-                        self.subscribe(producer, **opts)
-                    else:
-                        self.subscribe(entry)
+                for producer, opts in self._initial_subscriptions:
+                    self._connect(producer, opts)
             handled = 0
             clock = time.perf_counter
             while not self._stopping:

@@ -11,7 +11,7 @@ from ._errors import StageExited, is_normal_reason
 from ._mailbox import Mailbox
 from ._options import check_choice
 from ._scope import OwningScope
-from ._stage import Stage
+from ._stage import Stage, check_subscribe_options
 from ._subscription import CANCEL_DOWN, EVENTS, Subscription, validate_subscription
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ class EventStream(Generic[T]):
                     opts.pop("cancel", "permanent"),
                     opts,
                 )
-                assert producer._dispatcher is not None
-                producer._dispatcher.validate_subscribe(options.extra)
+                check_subscribe_options(producer, None, options.extra)
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"invalid options for {producer.name} producer ({exc})") from None
             self._entries.append((producer, options))
@@ -170,8 +169,7 @@ class EventSink(Generic[T]):
                 f"can only subscribe to a producer or producer_consumer, got: {producer!r}"
             )
         opts = validate_subscription(max_demand, min_demand, cancel, options)
-        assert producer._dispatcher is not None
-        producer._dispatcher.validate_subscribe(opts.extra)
+        check_subscribe_options(producer, None, opts.extra, "subscribe")
         self._subscribe(producer, opts)
 
     def _subscribe(self, producer: Stage, options: Any) -> None:

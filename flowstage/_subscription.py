@@ -15,10 +15,18 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["CANCEL_MODES", "Subscription", "SubscriptionOptions", "validate_subscription"]
+__all__ = [
+    "CANCEL_MODES",
+    "SUBSCRIPTION_OPTIONS",
+    "Subscription",
+    "SubscriptionOptions",
+    "validate_subscription",
+]
 
 CancelMode = Literal["permanent", "transient", "temporary"]
 CANCEL_MODES: tuple[str, ...] = ("permanent", "transient", "temporary")
+#: The options every subscription takes; dispatchers and stages may read more.
+SUBSCRIPTION_OPTIONS: tuple[str, ...] = ("max_demand", "min_demand", "cancel")
 
 # Message codes (the first element of every mailbox message).
 EVENTS = 0  # (EVENTS, sub, batch)             producer -> consumer

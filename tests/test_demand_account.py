@@ -151,6 +151,11 @@ def test_validate_messages() -> None:
         validate_demand(10, -1)
     with pytest.raises(ValueError, match="min_demand"):
         DemandAccount(10, 20)
+    # Larger counts could only fail later (inside islice, say).
+    with pytest.raises(
+        ValueError, match=r"^max_demand must be an integer between 1 and \d+, got: "
+    ):
+        validate_demand(2**70)
 
 
 @pytest.mark.parametrize(
@@ -164,5 +169,5 @@ def test_validate_messages() -> None:
     ],
 )
 def test_validate_types(max_demand: object, min_demand: object, name: str) -> None:
-    with pytest.raises(TypeError, match=rf"^{name} must be an integer, got: "):
+    with pytest.raises(TypeError, match=rf"^{name} must be an integer( >= 1)?, got: "):
         validate_demand(max_demand, min_demand)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ consuming stage (a stage may hold several subscriptions to one producer).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Mapping
@@ -46,6 +46,12 @@ class Dispatcher(ABC, Generic[T]):
     """Base class of the demand, broadcast and partition dispatchers."""
 
     __slots__ = ("deliveries", "ready_infos", "reasks")
+
+    #: The subscription options this dispatcher reads (``partition``,
+    #: ``selector``); a subscription with any other option (beside
+    #: ``max_demand``, ``min_demand``, ``cancel`` and those the stages declare)
+    #: is refused with ``TypeError``. A custom dispatcher lists its own here.
+    subscription_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self.deliveries: list[tuple[Hashable, list[T]]] = []

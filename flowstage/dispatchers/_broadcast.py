@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from ._base import Dispatcher, SubscriptionRejected
 
@@ -67,6 +67,8 @@ class BroadcastDispatcher(Dispatcher[T]):
     Batches are fresh lists per subscription, except that the first subscription
     may receive the list given to :meth:`dispatch` itself.
     """
+
+    subscription_options: ClassVar[frozenset[str]] = frozenset({"selector"})
 
     __slots__ = ("_owners", "_requested", "_subs", "_waiting")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from .._hash import KeyHash
 from ._base import Dispatcher, SubscriptionRejected
@@ -130,6 +130,8 @@ class PartitionDispatcher(Dispatcher[T]):
     * If the hash raises or returns something invalid, :meth:`dispatch` raises and the
       dispatcher state is unchanged.
     """
+
+    subscription_options: ClassVar[frozenset[str]] = frozenset({"partition"})
 
     __slots__ = (
         "_by_sub",

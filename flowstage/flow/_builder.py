@@ -33,6 +33,7 @@ from .._options import (
     is_async_callable,
     validate_demand,
 )
+from .._stage import Stage
 from ..executors import Executor, FlowIterator, RunningFlow, resolve
 from ..messages import AckSource, Message, Sink
 from ..plan import (
@@ -349,7 +350,7 @@ class Flow(Generic[T]):
         """A flow over already running producers of the stage engine. The flow's
         input ends when they all finish normally."""
         what = "Flow.from_stages"
-        items = _nonempty_list(what, "producers", producers)
+        items = _stages(what, "producers", producers, ("producer", "producer_consumer"))
         return Flow._source(what, "stage", items, stages, max_demand, min_demand, window)
 
     @staticmethod
@@ -448,7 +449,7 @@ class Flow(Generic[T]):
         consumes from them. They must stop themselves when their producers finish
         (recommended for unbounded flows only)."""
         what = "Flow.through_stages"
-        items = _nonempty_list(what, "producer_consumers", producer_consumers)
+        items = _stages(what, "producer_consumers", producer_consumers, ("producer_consumer",))
         return Flow(
             FlowSpec(
                 ThroughInput(self, tuple(items)),
@@ -892,7 +893,9 @@ class Flow(Generic[T]):
     ) -> AbstractAsyncContextManager[RunningFlow]:
         """Start the flow with its output subscribed to running ``consumers``
         (transient subscriptions; the consumers are not owned by the flow)."""
-        items = _nonempty_list("Flow.into_stages", "consumers", consumers)
+        items = _stages(
+            "Flow.into_stages", "consumers", consumers, ("consumer", "producer_consumer")
+        )
         compiled = self.compile(sink="into_stages", consumers=items)
         return resolve(executor).start(compiled.plan, compiled.bindings)
 
@@ -903,6 +906,15 @@ def _nonempty_list(what: str, option: str, items: object) -> list[Any]:
     if not isinstance(items, list | tuple) or not items:
         raise ValueError(invalid(option, "a non-empty list", items, what))
     return list(items)
+
+
+def _stages(what: str, option: str, items: object, kinds: tuple[str, ...]) -> list[Any]:
+    """A non-empty list of stages of one of ``kinds``."""
+    stages = _nonempty_list(what, option, items)
+    for stage in stages:
+        if not isinstance(stage, Stage) or stage.kind not in kinds:
+            raise TypeError(invalid(option, f"a list of {' or '.join(kinds)} stages", stage, what))
+    return stages
 
 
 def _flows(what: str, flows: object) -> tuple[Flow[Any], ...]:

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+import flowstage
 from flowstage.flow import CompiledFlow, Flow, Window
 from flowstage.plan import (
     AsyncIterableSource,
@@ -16,6 +17,8 @@ from flowstage.plan import (
     ThroughStagesSource,
     Uniq,
 )
+
+from ..stages import Doubler
 
 
 def compiled(flow: Flow[Any], **kw: Any) -> CompiledFlow:
@@ -130,7 +133,7 @@ def test_shuffle_is_a_demand_layer() -> None:
 
 
 def test_from_stages_partition_gets_identity_layer() -> None:
-    producer = object()
+    producer = flowstage.from_iterable([1])
     plan, bindings = compiled(Flow.from_stages([producer], stages=2).partition(stages=3).map(abs))
     ident, layer = plan.layers
     assert not ident.ops.has_computation
@@ -146,7 +149,7 @@ def test_from_stages_partition_gets_identity_layer() -> None:
 
 
 def test_through_stages() -> None:
-    pc = object()
+    pc = Doubler()
     plan, bindings = compiled(Flow.from_iterable([1]).map(abs).through_stages([pc]).map(abs))
     src = plan.layers[1].inputs[0].source
     assert isinstance(src, ThroughStagesSource)
@@ -179,7 +182,7 @@ def test_departition_and_take_sort_layers() -> None:
 
 def test_join_layer() -> None:
     left = Flow.from_iterable([1])
-    right = Flow.from_stages([object()])
+    right = Flow.from_stages([flowstage.from_iterable([1])])
     plan = compile_flow(Flow.bounded_join("inner", left, right, abs, abs, max, stages=1))
     assert [layer.kind for layer in plan.layers] == ["map_reduce", "join"]
     join = plan.layers[1]

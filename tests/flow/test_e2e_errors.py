@@ -55,7 +55,7 @@ async def test_timeout_around_a_slow_flow() -> None:
 
 
 async def test_bad_from_stages_argument() -> None:
-    with pytest.raises(TypeError, match="from_stages expects"):
+    with pytest.raises(TypeError, match="from_stages: producers must be a list of producer"):
         await Flow.from_stages([object()]).map(lambda x: x).to_list()
 
 
