@@ -23,19 +23,49 @@ Theory of operation:
   ``bytes`` is crc32 mixed with a type tag.
 * ``tuple`` combines its items in order; ``frozenset`` combines them with a
   commutative sum, so iteration order does not matter.
+* ``decimal.Decimal``: a whole number hashes like the equal ``int``
+  (``Decimal("2.00") == 2 == 2.0``), a value a ``float`` holds exactly like that
+  ``float`` (``Decimal("1.5") == 1.5``), NaN like a float NaN, and any other value
+  by its sign, its digits without trailing zeros and its exponent (so
+  ``Decimal("0.10")`` and ``Decimal("0.1")`` agree). A whole number with more
+  than 100,000 digits raises :class:`TypeError`.
+* ``uuid.UUID`` is its 128-bit integer, mixed with a type tag (a UUID equals no
+  other type).
+* ``datetime.date`` is its proleptic Gregorian ordinal, mixed with a type tag.
+* ``datetime.datetime`` is its count of microseconds since 0001-01-01 00:00: for a
+  timezone-aware value (``utcoffset()`` not ``None``) counted in UTC, so equal
+  instants in different zones agree, mixed with one tag; for a naive value counted
+  on its own clock, mixed with another (a naive and an aware datetime are never
+  equal). As Python's own ``hash()``, the offset is read with ``fold=0`` (the
+  fold is ignored by equality). A ``date`` and a ``datetime`` are never equal and
+  hash differently.
+* ``datetime.time`` likewise: microseconds since midnight, on its own clock when
+  naive; in UTC when it has an offset (with the whole seconds of the offset, as
+  Python compares them), under another tag.
+* A plain ``enum.Enum`` member (one that is not also an ``int``, ``str``, ...,
+  which hash like their value) is the crc32 of its class's module and qualified
+  name and its member name, mixed with a type tag: ``Color.RED`` of module
+  ``shop`` hashes ``"shop.Color.RED"``, in every process, whatever its value.
+  Renaming the class, its module or the member changes the hash. A ``Flag``
+  member without a name (``Perm(0)``) uses its value's hash instead.
 
 Values that compare equal hash equal (a key never reaches two partitions because
-of a representation change such as ``1`` vs ``1.0``). Any other type raises
+of a representation change such as ``1`` vs ``1.0``, ``Decimal("1.5")`` vs
+``1.5``, or one instant in two time zones). Any other type raises
 :class:`TypeError`: pass ``key=`` (to hash a supported part of the event) or
 ``hash=`` (your own function) instead.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import decimal
+import enum
 import math
 import operator
 import os
 import struct
+import sys
 import zlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -72,6 +102,18 @@ _FLOAT = 0x666C6F6100000004
 _TUPLE = 0x7475706C00000005
 _FSET = 0x6673657400000006
 _BIGINT = 0x6269676900000007
+_DECIMAL = 0x646563690000000A
+_UUID = 0x7575696400000008
+_DATE = 0x6461746500000009
+_DATETIME = 0x647474690000000B  # naive
+_DATETIME_UTC = 0x647475740000000C  # aware
+_TIME = 0x74696D650000000D  # naive
+_TIME_UTC = 0x746D75740000000E  # aware
+_ENUM = 0x656E756D0000000F
+
+#: Whole decimals with more digits than this are refused (their int would be huge).
+_MAX_DECIMAL_DIGITS = 100_000
+_US = _dt.timedelta(microseconds=1)
 
 _pack_double = struct.Struct("<d").pack
 
@@ -136,6 +178,71 @@ def _hash_frozenset(x: frozenset[object]) -> int:
     return _mix64((total & _M64) ^ _FSET ^ len(x))
 
 
+def _hash_decimal(x: decimal.Decimal) -> int:
+    if x.is_nan():
+        return _hash_float(math.nan)
+    if x.is_infinite():
+        return _hash_float(float(x))
+    if x == x.to_integral_value():
+        if x.adjusted() >= _MAX_DECIMAL_DIGITS:
+            raise TypeError(
+                f"cannot compute a stable partition hash for a Decimal with more than "
+                f"{_MAX_DECIMAL_DIGITS} digits (got one with {x.adjusted() + 1}); pass key= "
+                "or hash="
+            )
+        return _hash_int(int(x))
+    f = float(x)
+    if f == x:  # exact: Decimal compares with float by value
+        return _hash_float(f)
+    sign, digits, exponent = x.as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits)).rstrip("0")
+    exponent += len(digits) - len(text)
+    h = _mix64(_DECIMAL ^ sign)
+    h = _mix64(h ^ zlib.crc32(text.encode("ascii")))
+    return _mix64(h ^ (exponent & _M64))
+
+
+def _hash_uuid(x: Any) -> int:
+    value: int = x.int
+    return _mix64(_mix64((value & _M64) ^ _UUID) ^ (value >> 64))
+
+
+def _hash_date(x: _dt.date) -> int:
+    return _mix64(_hash_int(x.toordinal()) ^ _DATE)
+
+
+def _hash_datetime(x: _dt.datetime) -> int:
+    offset = (x.replace(fold=0) if x.fold else x).utcoffset()
+    seconds = x.toordinal() * 86400 + x.hour * 3600 + x.minute * 60 + x.second
+    micros = seconds * 1_000_000 + x.microsecond
+    if offset is None:
+        return _mix64(_hash_int(micros) ^ _DATETIME)
+    return _mix64(_hash_int(micros - offset // _US) ^ _DATETIME_UTC)
+
+
+def _hash_time(x: _dt.time) -> int:
+    offset = (x.replace(fold=0) if x.fold else x).utcoffset()
+    seconds = x.hour * 3600 + x.minute * 60 + x.second
+    if offset is None:
+        return _mix64(_hash_int(seconds * 1_000_000 + x.microsecond) ^ _TIME)
+    # As Python compares aware times: the offset's days and seconds, not its
+    # microseconds.
+    seconds -= offset.days * 86400 + offset.seconds
+    return _mix64(_hash_int(seconds * 1_000_000 + x.microsecond) ^ _TIME_UTC)
+
+
+def _hash_enum(x: enum.Enum) -> int:
+    cls = type(x)
+    name: str | None = x.name  # None for a Flag member such as Perm(0)
+    if name is None:  # a Flag member without a name, such as Perm(0)
+        h = stable_hash(x.value)
+    else:
+        h = zlib.crc32(name.encode("utf-8", "surrogatepass"))
+    where = f"{cls.__module__}.{cls.__qualname__}".encode("utf-8", "surrogatepass")
+    return _mix64(_mix64(zlib.crc32(where) ^ _ENUM) ^ h)
+
+
 _HASHERS: dict[type, Callable[[Any], int]] = {
     int: _hash_int,
     str: _hash_str,
@@ -145,6 +252,10 @@ _HASHERS: dict[type, Callable[[Any], int]] = {
     bytes: _hash_bytes,
     tuple: _hash_tuple,
     frozenset: _hash_frozenset,
+    decimal.Decimal: _hash_decimal,
+    _dt.datetime: _hash_datetime,
+    _dt.date: _hash_date,
+    _dt.time: _hash_time,
 }
 
 
@@ -152,10 +263,13 @@ def stable_hash(obj: object) -> int:
     """Return a 64-bit, non-negative hash of ``obj`` that is the same in every process.
 
     Supports ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``tuple`` (of
-    supported values, recursively) and ``frozenset`` (order independent), including
-    subclasses of these types, which hash like the value they hold (``IntEnum`` and
-    ``(str, Enum)`` members hash like their value, whatever their ``str()``).
-    Values that compare equal hash equal.
+    supported values, recursively), ``frozenset`` (order independent),
+    ``decimal.Decimal``, ``uuid.UUID``, ``datetime.datetime``, ``datetime.date``,
+    ``datetime.time`` and ``enum.Enum`` members, including subclasses of these types,
+    which hash like the value they hold (``IntEnum`` and ``(str, Enum)`` members hash
+    like their value, whatever their ``str()``; a plain ``Enum`` member by its class
+    and name). Values that compare equal hash equal. The module docstring says
+    how each type is hashed.
 
     Raises:
         TypeError: for any other type (the message suggests ``key=`` or ``hash=``).
@@ -180,11 +294,25 @@ def stable_hash(obj: object) -> int:
         return _hash_tuple(obj)
     if isinstance(obj, frozenset):
         return _hash_frozenset(obj)
+    if isinstance(obj, decimal.Decimal):
+        return _hash_decimal(obj)
+    if isinstance(obj, _dt.datetime):  # before date: a datetime is a date
+        return _hash_datetime(obj)
+    if isinstance(obj, _dt.date):
+        return _hash_date(obj)
+    if isinstance(obj, _dt.time):
+        return _hash_time(obj)
+    if isinstance(obj, enum.Enum):
+        return _hash_enum(obj)
+    uuid = sys.modules.get("uuid")  # a UUID exists only once uuid was imported
+    if uuid is not None and isinstance(obj, uuid.UUID):
+        return _hash_uuid(obj)
     raise TypeError(
         f"cannot compute a stable partition hash for a value of type {type(obj).__qualname__!r} "
-        f"(got: {obj!r}); supported types are None, bool, int, float, str, bytes, and tuples "
-        "and frozensets of those. Pass key= to hash a supported part of the event, or hash= "
-        "to compute the partition yourself"
+        f"(got: {obj!r}); supported types are None, bool, int, float, str, bytes, Decimal, "
+        "UUID, datetime, date, time, Enum members, and tuples and frozensets of those. "
+        "Pass key= to hash a supported part of the event, or hash= to compute the partition "
+        "yourself"
     )
 
 
