@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
+    "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_MAILBOX_LIMIT",
     "DEFAULT_MAX_DEMAND",
     "MAX_COUNT",
@@ -55,6 +56,8 @@ DEFAULT_MAX_DEMAND: Final = 1000
 DEFAULT_BUFFER_SIZE: Final = 10_000
 #: External messages (``send``, ``call``, ``async_info``) a mailbox holds at once.
 DEFAULT_MAILBOX_LIMIT: Final = 1024
+#: Seconds an async source's ``aclose()`` may take when its stage ends.
+DEFAULT_CLOSE_TIMEOUT: Final = 1.0
 
 #: Milliseconds per time unit accepted by windows and triggers.
 UNITS: Final[dict[str, int]] = {

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import anyio
 
 from ._kinds import Producer
-from ._options import DEFAULT_BUFFER_SIZE, DEFAULT_MAILBOX_LIMIT, check_choice
+from ._options import (
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAILBOX_LIMIT,
+    check_choice,
+)
 from ._subscription import INTERNAL_INFO as _INTERNAL_INFO
 
 if TYPE_CHECKING:
@@ -24,8 +30,19 @@ __all__ = ["AsyncIterableProducer", "IterableProducer", "from_async_iterable", "
 OnCancel = Literal["continue", "stop"]
 
 
+logger = logging.getLogger("flowstage")
+
+
 def _check_on_cancel(on_cancel: str) -> None:
     check_choice("on_cancel", on_cancel, ("continue", "stop"))
+
+
+def _cleanup_failed(stage: str, exc: BaseException) -> None:
+    logger.error(
+        "the source of flowstage stage %r raised while it was being closed",
+        stage,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
 
 
 class IterableProducer(Producer[T]):
@@ -38,6 +55,12 @@ class IterableProducer(Producer[T]):
 
     ``on_cancel="stop"`` stops the producer when a cancelled subscription leaves it
     with no consumers.
+
+    However the stage ends (it finishes, is stopped, fails, or its scope is
+    cancelled), a generator that did not end is closed then (``close()``), so its
+    ``finally`` blocks run at once, not whenever the generator is garbage
+    collected. Other iterators (an open file, say) belong to the caller and are left
+    open.
     """
 
     def __init__(
@@ -67,13 +90,35 @@ class IterableProducer(Producer[T]):
             mailbox_limit=mailbox_limit,
         )
 
+    async def _run(self, until: Callable[[], bool] | None = None) -> None:
+        try:
+            await super()._run(until)
+        except BaseException:
+            if self._terminated:
+                self._close_generator(quiet=True)
+            raise
+        if self._terminated:
+            self._close_generator(quiet=False)
+
+    def _close_generator(self, quiet: bool) -> None:
+        """Close a generator that did not end. An error from its cleanup is raised
+        (``quiet=False``, the stage ended normally) or logged (the stage is
+        already failing or cancelled)."""
+        self._exhausted = True
+        if not inspect.isgenerator(self._iterator):
+            return
+        try:
+            self._iterator.close()
+        except Exception as exc:
+            if not quiet:
+                raise
+            _cleanup_failed(self.name, exc)
+
     async def _close_source(self) -> None:
         """Close a generator that did not end, so that its ``finally`` runs now
         (other iterators, such as open files, belong to the caller and are left
         alone)."""
-        self._exhausted = True
-        if inspect.isgenerator(self._iterator):
-            self._iterator.close()
+        self._close_generator(quiet=False)
 
     def handle_demand(self, demand: int) -> list[T] | None:
         if self._exhausted:
@@ -109,7 +154,20 @@ class AsyncIterableProducer(Producer[T]):
     that raises fails the stage with that exception (from the stage's own loop, so
     consumers in other scopes fail too), after emitting the items that arrived
     before it.
+
+    However the stage ends (it finishes, is stopped, fails, or its scope is
+    cancelled), an iterable that did not end and has ``aclose()`` (an async
+    generator) is closed then, in a cleanup shielded from the cancellation, so its
+    ``finally`` blocks (closing a connection, say) run at once, inside the scope
+    that ran the stage, not later from the garbage collector. The cleanup gets
+    :attr:`close_timeout` seconds: a source whose ``aclose()`` takes longer is
+    cancelled and abandoned with a warning, so it cannot hang shutdown. An error
+    raised by the cleanup fails the stage if it was ending normally, and is logged
+    if the stage was already failing or cancelled.
     """
+
+    #: Seconds a source's ``aclose()`` may take when the stage ends (subclass to change).
+    close_timeout: ClassVar[float] = DEFAULT_CLOSE_TIMEOUT
 
     def __init__(
         self,
@@ -146,29 +204,54 @@ class AsyncIterableProducer(Producer[T]):
 
     async def _run(self, until: Callable[[], bool] | None = None) -> None:
         self._pausing = False
-        async with anyio.create_task_group() as tg:
-            if not self._exhausted:
-                tg.start_soon(self._pull, name=f"flowstage:{self.name}:pull")
-            try:
-                await super()._run(until)
-            finally:
-                if self._terminated:
-                    tg.cancel_scope.cancel()  # stopping: abandon a pending pull
-                else:
-                    # Paused between slices: the puller finishes the item it is
-                    # waiting for (if any), then leaves.
-                    self._pausing = True
-                    self._wake_puller()
+        try:
+            async with anyio.create_task_group() as tg:
+                if not self._exhausted:
+                    tg.start_soon(self._pull, name=f"flowstage:{self.name}:pull")
+                try:
+                    await super()._run(until)
+                finally:
+                    if self._terminated:
+                        tg.cancel_scope.cancel()  # stopping: abandon a pending pull
+                    else:
+                        # Paused between slices: the puller finishes the item it is
+                        # waiting for (if any), then leaves.
+                        self._pausing = True
+                        self._wake_puller()
+        except BaseException:
+            # Failing or cancelled: close the source all the same (shielded).
+            if self._terminated:
+                await self._close_iterator(quiet=True)
+            raise
         if self._terminated:
-            await self._close_source()
+            await self._close_iterator(quiet=False)
 
-    async def _close_source(self) -> None:
-        """Close the iterable once the puller is gone (an async generator runs its
-        cleanup now rather than whenever it is garbage collected)."""
+    async def _close_iterator(self, quiet: bool) -> None:
+        """Close the iterable once the puller is gone, shielded from cancellation and
+        bounded by :attr:`close_timeout`. An error from its cleanup is raised
+        (``quiet=False``) or logged (the stage is already failing or cancelled)."""
         self._exhausted = True
         aclose = getattr(self._iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        if aclose is None:
+            return
+        with anyio.move_on_after(self.close_timeout, shield=True) as scope:
+            try:
+                await aclose()
+            except Exception as exc:
+                if not quiet:
+                    raise
+                _cleanup_failed(self.name, exc)
+        if scope.cancelled_caught:
+            logger.warning(
+                "the source of flowstage stage %r did not close within %s s; abandoned",
+                self.name,
+                self.close_timeout,
+            )
+
+    async def _close_source(self) -> None:
+        """Close the iterable (an async generator runs its cleanup now rather than
+        whenever it is garbage collected)."""
+        await self._close_iterator(quiet=False)
 
     def _wake_puller(self) -> None:
         more = self._more

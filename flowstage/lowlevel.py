@@ -101,16 +101,21 @@ def messages_handled(stage: Stage) -> int:
     return stage._messages
 
 
-async def close_source(stage: Stage) -> None:
+async def close_source(stage: Stage, *, quiet: bool = False) -> None:
     """Close the iterable a source producer reads from, if it did not end.
 
     An async generator (``from_async_iterable``) runs its cleanup now instead of
-    whenever it is garbage collected; a generator (``from_iterable``) is closed
-    with ``close()``. Other stages are left alone. Call it only when no task of the
-    stage is running.
+    whenever it is garbage collected, shielded from cancellation and bounded by the
+    stage's ``close_timeout``; a generator (``from_iterable``) is closed with
+    ``close()``. Other stages are left alone. Call it only when no task of the
+    stage is running. An exception the cleanup raises propagates, or is logged on
+    the ``flowstage`` logger with ``quiet=True`` (when another failure is already
+    on its way).
     """
-    if isinstance(stage, AsyncIterableProducer | IterableProducer):
-        await stage._close_source()
+    if isinstance(stage, AsyncIterableProducer):
+        await stage._close_iterator(quiet=quiet)
+    elif isinstance(stage, IterableProducer):
+        stage._close_generator(quiet=quiet)
 
 
 _fixup_module_metadata(__name__, __all__)

@@ -167,13 +167,18 @@ class SlicedFlowIterator(Generic[T]):
                 if live:
                     await all_paused.wait()
                 tg.cancel_scope.cancel()  # the timer, if any
-        except BaseExceptionGroup as group:
+        except BaseException as exc:
+            # Failed or cancelled: the flow is over. Stages that paused rather than
+            # stopped still hold their sources open, and a graph that hosts layers
+            # elsewhere must not outlive the loop: close both (shielded).
             self._finished = True
-            failure = lowlevel.collapse(group)
             self._closed = True
+            await self._close_sources()
             with anyio.CancelScope(shield=True):
                 await runtime.graph.aclose()
-            raise failure from None
+            if isinstance(exc, BaseExceptionGroup):
+                raise lowlevel.collapse(exc) from None
+            raise
         finally:
             runtime.inner = None
         if result is None:
@@ -181,3 +186,8 @@ class SlicedFlowIterator(Generic[T]):
             with anyio.CancelScope(shield=True):
                 await runtime.graph.aclose()
         return result
+
+    async def _close_sources(self) -> None:
+        for stage in self._stages:
+            if not lowlevel.is_terminated(stage):
+                await lowlevel.close_source(stage, quiet=True)
