@@ -897,6 +897,29 @@ async def into_stages(ex: Executor) -> None:
         group.cancel()
 
 
+class SlowCollector(Collector):
+    """A collector that lets other tasks run before it takes each batch, so that
+    it lags behind the flow."""
+
+    async def handle_events(self, events: list[Any], from_: Any) -> None:  # type: ignore[override]
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        self.events.extend(events)
+
+
+@_case()
+async def into_stages_drains_the_consumers_it_starts(ex: Executor) -> None:
+    # A consumer that is not running is started by the flow, which owns it: it
+    # handles every event sent to it, then stops, before the flow is done.
+    collector = SlowCollector()
+    flow = Flow.from_iterable(range(5000), stages=3).map(triple)
+    async with flow.into_stages([collector], executor=ex) as running:
+        await running.wait()
+        assert running.done
+        assert not collector.running
+    assert sorted(collector.events) == [x * 3 for x in range(5000)]
+
+
 @_case()
 async def into_stages_of_a_source_without_layers(ex: Executor) -> None:
     collector = Collector()

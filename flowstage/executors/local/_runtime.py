@@ -8,6 +8,13 @@ passed by the user that were not running yet (``from_stages``, ``through_stages`
 block (``break``, an exception, cancellation) cancels every stage and waits for
 them: no task outlives the block.
 
+Consumers passed to ``into_stages`` that were not running yet are the flow's own:
+they run beside its stages and, once every stage of the flow has finished, are
+told to ``finish()``, so they handle every event already sent to them before they
+stop and the flow is done (nothing is cancelled with events still in a mailbox).
+Consumers that were already running belong to their own scope and are left
+running.
+
 Release: sources start in ``"accumulate"`` demand mode. Once every subscription to
 a flow-owned producer is established (counted on the producer side), the sources
 (and ``from_stages`` producers that are in accumulate mode, as Flow's coordinator
@@ -68,12 +75,15 @@ class Runtime:
                 )
                 for p in self.graph.outputs:
                     self.graph.subscribe(consumer, p, cancel="transient")
+        #: ``into_stages`` consumers this flow started: drained, then stopped.
+        self.owned_consumers: list[Stage] = []
         self._released = False
         self.timer: Timer | None = None
         self._scope = lowlevel.OwningScope()
         self.inner: TaskGroup | None = None
         self._stage_scope: anyio.CancelScope | None = None
-        self._live = 0
+        self._live = 0  # flow stages (and the drain) still running
+        self._consumers_live = 0  # owned consumers still running
         self.done = anyio.Event()
         #: The exception the flow failed with, once it was raised.
         self.failure: BaseException | None = None
@@ -128,9 +138,15 @@ class Runtime:
         outer = await self._scope.enter()
         try:
             await self.graph.prepare()
+            consumers = {id(self.graph.bindings.resolve(ref)) for ref in self.plan.consumers}
             for stage in self.graph.foreign:
-                if not lowlevel.is_started(stage):
-                    # Started now, so no other scope starts it too.
+                if lowlevel.is_started(stage):
+                    continue
+                # Claimed now, so no other scope starts it too.
+                if id(stage) in consumers:
+                    lowlevel.claim(stage)
+                    self.owned_consumers.append(stage)
+                else:
                     self._scope.start(stage)
             await outer.start(self._supervise, name="flowstage:flow")
         except BaseException as exc:
@@ -153,6 +169,9 @@ class Runtime:
                         self._live += 1
                         inner.start_soon(self._run_drain, self._drain_subs, name="flowstage:drain")
                     inner.start_soon(self.graph.serve, name="flowstage:flow-graph")
+                    for stage in self.owned_consumers:
+                        self._consumers_live += 1
+                        inner.start_soon(self._run_consumer, stage, name=f"flowstage:{stage.name}")
                     if self.pending <= 0:
                         self.release()
                     task_status.started()
@@ -162,8 +181,24 @@ class Runtime:
 
     def _one_done(self) -> None:
         self._live -= 1
-        if self._live == 0 and self._stage_scope is not None:
+        if self._live == 0:
+            # Every event the flow emitted is in its consumers' mailboxes, before
+            # this finish: they handle them all, then stop.
+            for stage in self.owned_consumers:
+                if not lowlevel.is_terminated(stage):
+                    stage.finish()
+            self._maybe_over()
+
+    def _maybe_over(self) -> None:
+        if self._live == 0 and self._consumers_live == 0 and self._stage_scope is not None:
             self._stage_scope.cancel()  # the timer, if any
+
+    async def _run_consumer(self, stage: Stage) -> None:
+        try:
+            await lowlevel.run(stage)
+        finally:
+            self._consumers_live -= 1
+            self._maybe_over()
 
     async def _run_tracked(self, stage: Stage) -> None:
         try:
