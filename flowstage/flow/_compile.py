@@ -8,9 +8,12 @@ objects the flow uses (iterables, running stages), which the plan names by
 :class:`~flowstage.plan.LocalRef`.
 
 Consecutive per-event operations of a layer are fused into its
-:class:`~flowstage.plan.LayerOps`; merges and partitions without operations of their
-own are compiled away (their inputs feed the next layer directly); a ``partition``
-with ``stages == 1`` uses demand dispatch and ignores ``key``/``hash``.
+:class:`~flowstage.plan.LayerOps`; merges without operations of their own are
+compiled away (their inputs feed the next layer directly), and so are partitions
+without operations right before another partitioning step (``partition`` with
+``stages > 1``, a join), which re-partitions their inputs anyway; a ``partition``
+before anything else keeps its layer. A ``partition`` with ``stages == 1`` uses
+demand dispatch and ignores ``key``/``hash``.
 """
 
 from __future__ import annotations
@@ -224,10 +227,13 @@ class _Compiler:
 
     def ends(self, flow: Flow[Any], want_partition: bool, last: bool = False) -> list[Source | int]:
         """Compile ``flow`` and return its ends: what a downstream consumer
-        subscribes to. ``want_partition``: the downstream uses a partition
-        dispatcher, which running stages cannot be given after the fact. ``last``:
-        ``flow`` is the whole flow, so a trailing ``partition`` keeps its layer (its
-        stages are what ``into_stages`` consumers see, one per partition)."""
+        subscribes to. ``want_partition``: the downstream partitions events itself
+        (a partition dispatcher, which running stages cannot be given after the
+        fact). A ``partition`` without operations is compiled away only then: its
+        inputs are re-partitioned downstream anyway. Before anything else (the
+        output, ``through_stages``, ``into_stages``, ``shuffle``, ``merge``) it
+        keeps its layer, whose stages each send on one partition's events.
+        ``last``: ``flow`` is the whole flow (the only place ``write_to`` may be)."""
         spec = flow.spec
         p = spec.producers
         if spec.writer is not None and not last:
@@ -237,7 +243,7 @@ class _Compiler:
             )
         ops = spec.layer_ops()
         computes = ops.has_computation or isinstance(p, JoinInput | DepartitionInput)
-        if last and isinstance(p, FlowsInput) and p.kind == "partition":
+        if not want_partition and isinstance(p, FlowsInput) and p.kind == "partition":
             computes = True
         if not computes:
             if spec.window != Window():
