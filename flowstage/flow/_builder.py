@@ -19,6 +19,7 @@ callbacks take the accumulator first: ``f(acc, event)``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
@@ -837,14 +838,24 @@ class Flow(Generic[T]):
         """An async iterator over the flow's output that runs the flow only while
         it is iterated: ``async for e in flow.iterate(executor=...)``.
 
-        ``async for e in flow`` is ``flow.iterate()`` on the local executor. The
-        flow runs in slices inside each ``__anext__``; no task exists between two
-        events handed out, so leaving the loop at any point (``break``,
-        ``return``, an exception) leaves nothing running. Use ``async with
-        flow.stream()`` when the flow should keep running while the loop body
-        awaits other things.
+        ``async for e in flow`` is ``flow.iterate()`` on the local executor; see
+        :meth:`__aiter__` for what that means (and when ``stream()`` is the better
+        choice).
         """
+        return self._iterate(executor, stacklevel=3)
+
+    def _iterate(self, executor: Executor | str | None, stacklevel: int) -> AsyncIterator[T]:
         compiled = self.compile()
+        timers = sorted({t for layer in compiled.plan.layers for t in layer.window.timers})
+        if timers:
+            warnings.warn(
+                f"this flow uses processing-time timers ({', '.join(timers)}); under "
+                "'async for' it runs only while the loop asks for events, so they fire "
+                "late, or never while the loop body runs: use "
+                "'async with flow.stream() as events: async for e in events' instead",
+                RuntimeWarning,
+                stacklevel=stacklevel,
+            )
         return cast("AsyncIterator[T]", resolve(executor).iterate(compiled.plan, compiled.bindings))
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -853,15 +864,29 @@ class Flow(Generic[T]):
         The flow runs only while the loop asks for events, in slices inside each
         ``__anext__``; no task exists between two events handed out, so leaving
         the loop at any point (``break``, ``return``, an exception) leaves nothing
-        running. Use ``async with flow.stream()`` when the flow should keep
-        running while the loop body awaits other things.
+        running. Two consequences:
+
+        * ``break`` does not close a source that did not end (``async for`` never
+          tells the iterator it was left); wrap the loop in
+          ``contextlib.aclosing(flow.iterate())`` to close it at once, or use
+          ``stream()``. A source left unclosed is closed by the garbage collector
+          later (trio warns about it).
+        * Nothing runs while the loop body runs: a slow body holds the whole flow,
+          and processing-time windows and triggers (``Window.periodic``,
+          ``trigger_periodically``, ``allowed_lateness``) see time pass without
+          events, so iterating such a flow this way warns (``RuntimeWarning``).
+
+        Use ``async with flow.stream() as events: async for e in events`` when the
+        flow should keep running while the loop body awaits other things; leaving
+        that block closes everything. A cancelled or failed loop closes its sources
+        either way.
 
         An async source pulled when a slice ends finishes the item it is waiting
         for before the event is handed out: the first event of a source that
         yields every second arrives after about a second, and a source that waits
         for the loop body itself never arrives (use ``stream()`` for those).
         """
-        return self.iterate()
+        return self._iterate(None, stacklevel=3)
 
     async def to_list(self, *, executor: Executor | str | None = None) -> list[T]:
         """Run the flow and collect its output (in no particular order across

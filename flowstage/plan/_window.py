@@ -80,6 +80,19 @@ class Window:
     punctuation: Punctuation | EveryTrigger | None = None
     periodically: tuple[tuple[int, tuple[str, int, str]], ...] = ()
 
+    @property
+    def timers(self) -> tuple[str, ...]:
+        """What in this window runs on processing-time timers (``"Window.periodic"``,
+        ``"trigger_periodically"``, ``"allowed_lateness"``); empty for none."""
+        found: list[str] = []
+        if self.type == "periodic":
+            found.append("Window.periodic")
+        if self.periodically:
+            found.append("trigger_periodically")
+        if self.lateness_ms:
+            found.append("allowed_lateness")
+        return tuple(found)
+
     # -- constructors ------------------------------------------------------------
 
     @classmethod
