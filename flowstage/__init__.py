@@ -42,6 +42,7 @@ from .dispatchers import DemandDispatcher as DemandDispatcher
 from .dispatchers import Dispatcher as Dispatcher
 from .dispatchers import PartitionDispatcher as PartitionDispatcher
 from .dispatchers import SubscriptionRejected as SubscriptionRejected
+from .executors import AsyncForIterator as AsyncForIterator
 from .executors import Executor as Executor
 from .executors import FlowIterator as FlowIterator
 from .executors import LocalExecutor as LocalExecutor
@@ -55,6 +56,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = (
     "NOREPLY",
+    "AsyncForIterator",
     "AsyncIterableProducer",
     "BroadcastDispatcher",
     "ConcurrentConsumer",

@@ -58,10 +58,12 @@ class DemandAccount:
     def __init__(
         self, max_demand: int | None = None, min_demand: int | None = None, *, name: object = None
     ) -> None:
+        self.max_demand: int
+        self.min_demand: int
         self.max_demand, self.min_demand = validate_demand(max_demand, min_demand)
         #: Events asked for and not yet received. Starts at ``max_demand``.
         self.demand: int = self.max_demand
-        self.name = name
+        self.name: object = name
         self._step = self.max_demand - self.min_demand
 
     def __repr__(self) -> str:

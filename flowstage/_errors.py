@@ -61,10 +61,10 @@ class StageExited(Exception):
 
     def __init__(self, stage: str, reason: object) -> None:
         super().__init__(f"stage {stage} exited with reason {reason!r}")
-        self.stage = stage
-        self.reason = reason
+        self.stage: str = stage
+        self.reason: object = reason
         #: Creation order: the earliest of several exits with one reason is the root.
-        self.sequence = next(_sequence)
+        self.sequence: int = next(_sequence)
         setattr(self, _ORDER, self.sequence)
 
 

@@ -380,7 +380,7 @@ class ItemKey:
     __slots__ = ("item",)
 
     def __init__(self, item: object) -> None:
-        self.item = item
+        self.item: object = item
 
     def __call__(self, event: Any) -> Any:
         return event[self.item]
@@ -419,8 +419,8 @@ class KeyHash:
             raise ValueError(f"the number of partitions must be an integer >= 1, got: {n!r}")
         if key is not None and not callable(key):
             raise TypeError(f"key must be callable, got: {key!r}")
-        self.n = n
-        self.key = key
+        self.n: int = n
+        self.key: Callable[[Any], object] | None = key
         # What extracts keys: an ItemKey runs as operator.itemgetter, in C.
         self._get: Callable[[Any], object] | None = (
             operator.itemgetter(key.item) if isinstance(key, ItemKey) else key

@@ -59,9 +59,9 @@ class Mailbox:
         self._waiter: Any = None
         self._backend: str | None = None
         self._room: anyio.Event | None = None
-        self.closed = False
-        self.external = 0
-        self.external_limit = external_limit
+        self.closed: bool = False
+        self.external: int = 0
+        self.external_limit: int = external_limit
 
     def put(self, msg: tuple[Any, ...]) -> None:
         """Append ``msg`` and wake the owner. Messages to a closed mailbox are dropped."""

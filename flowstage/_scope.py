@@ -9,7 +9,7 @@ for it, and raises a failure by the rule of :mod:`flowstage._errors`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
 __all__ = ["OwningScope", "StageGroup", "collapse_failures"]
+
+S = TypeVar("S", bound=Stage)
 
 
 def collapse_failures(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -116,7 +118,7 @@ class StageGroup:
         self._open = False
         return await self._scope.exit(exc)
 
-    def start(self, stage: Stage) -> Stage:
+    def start(self, stage: S) -> S:
         """Start ``stage`` as a task of this group and return it."""
         if not self._open:
             raise RuntimeError("StageGroup.start() must be called inside 'async with'")

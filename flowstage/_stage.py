@@ -203,7 +203,7 @@ class Stage:
         demand: DemandMode = "forward",
         mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
-        self.name = name or f"{type(self).__name__}@{id(self):x}"
+        self.name: str = name or f"{type(self).__name__}@{id(self):x}"
         self._mailbox = Mailbox(check_positive_int("mailbox_limit", mailbox_limit))
         self._started = False
         self._booted = False

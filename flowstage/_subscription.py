@@ -54,10 +54,10 @@ class SubscriptionOptions:
     def __init__(
         self, max_demand: int, min_demand: int, cancel: CancelMode, extra: Mapping[str, Any]
     ) -> None:
-        self.max_demand = max_demand
-        self.min_demand = min_demand
+        self.max_demand: int = max_demand
+        self.min_demand: int = min_demand
         self.cancel: CancelMode = cancel
-        self.extra = dict(extra)
+        self.extra: dict[str, Any] = dict(extra)
 
 
 def validate_subscription(
@@ -105,21 +105,21 @@ class Subscription(Generic[T]):
         consumer_name: str,
         options: SubscriptionOptions,
     ) -> None:
-        self.id = next(_ids)
-        self.producer = producer
+        self.id: int = next(_ids)
+        self.producer: Any = producer
         self.producer_mailbox: Mailbox = producer._mailbox
-        self.owner = owner
-        self.consumer_mailbox = consumer_mailbox
-        self.consumer_name = consumer_name
-        self.options = options
-        self.manual = False
+        self.owner: Any = owner
+        self.consumer_mailbox: Mailbox = consumer_mailbox
+        self.consumer_name: str = consumer_name
+        self.options: SubscriptionOptions = options
+        self.manual: bool = False
         self.account: DemandAccount | None = None
         self._pending_ask = 0
         #: True once the producer has been told of the subscription; asks made
         #: before that are held and sent right after the subscribe message.
-        self.connected = False
+        self.connected: bool = False
         #: Events asked for on this subscription so far (a consumer never receives more).
-        self.asked = 0
+        self.asked: int = 0
 
     @property
     def max_demand(self) -> int:

@@ -16,6 +16,7 @@ This package imports the engine, the plan and the programs below it, never the
 from typing import TYPE_CHECKING, Any
 
 from .._public import fixup_module_metadata as _fixup_module_metadata
+from ._base import AsyncForIterator as AsyncForIterator
 from ._base import Executor as Executor
 from ._base import FlowIterator as FlowIterator
 from ._base import RunningFlow as RunningFlow
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "EXECUTOR_NAMES",
+    "AsyncForIterator",
     "Executor",
     "FlowIterator",
     "LocalExecutor",

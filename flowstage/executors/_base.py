@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..plan import Bindings, Plan
 
-__all__ = ["Executor", "FlowIterator", "RunningFlow"]
+__all__ = ["AsyncForIterator", "Executor", "FlowIterator", "RunningFlow"]
 
 T = TypeVar("T")
 
@@ -40,6 +40,21 @@ class FlowIterator(Protocol[T]):
 
     def batches(self) -> AsyncIterator[list[T]]:
         """Yield the events a batch at a time (each batch a new list)."""
+        ...
+
+
+@runtime_checkable
+class AsyncForIterator(Protocol[T]):
+    """The iterator behind ``async for e in flow`` (``Flow.iterate()``): it runs the
+    flow only while it is iterated. ``aclose()`` (as ``contextlib.aclosing`` calls
+    it) closes the flow's sources at once when the loop is left early."""
+
+    def __aiter__(self) -> AsyncForIterator[T]: ...
+
+    async def __anext__(self) -> T: ...
+
+    async def aclose(self) -> None:
+        """End the iteration and close the sources that did not end."""
         ...
 
 
@@ -88,7 +103,7 @@ class Executor(Protocol):
         """Run ``plan`` (sink ``"run"`` or ``"into_stages"``) in the background."""
         ...
 
-    def iterate(self, plan: Plan, bindings: Bindings) -> AsyncIterator[object]:
+    def iterate(self, plan: Plan, bindings: Bindings) -> AsyncForIterator[object]:
         """An iterator for ``async for``: runs the flow only while it is iterated,
         and leaves nothing running when the loop is left."""
         ...

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Never, TypeVar, cast, overload
 
 from .._options import (
     arity,
@@ -35,7 +35,7 @@ from .._options import (
     validate_demand,
 )
 from .._stage import Stage
-from ..executors import Executor, FlowIterator, RunningFlow, resolve
+from ..executors import AsyncForIterator, Executor, FlowIterator, RunningFlow, resolve
 from ..messages import AckSource, Message, Sink
 from ..plan import (
     JOIN_MODES,
@@ -71,7 +71,6 @@ from ._compile import (
 if TYPE_CHECKING:
     from collections.abc import (
         AsyncIterable,
-        AsyncIterator,
         Awaitable,
         Callable,
         Iterable,
@@ -82,7 +81,7 @@ if TYPE_CHECKING:
     from ..plan import JoinMode
     from ..plan import Sink as OutputKind
 
-__all__ = ["Flow"]
+__all__ = ["Flow", "ReducedFlow"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -471,6 +470,9 @@ class Flow(Generic[T]):
     def _add(self, op: Operation) -> Flow[Any]:
         return Flow(replace(self.spec, ops=(*self.spec.ops, op)))
 
+    def _add_reduced(self, op: Operation) -> ReducedFlow[Any, Any]:
+        return ReducedFlow(replace(self.spec, ops=(*self.spec.ops, op)))
+
     def _mapper(self, kind: Any, fn: object) -> Flow[Any]:
         f = _callback(f"Flow.{kind}", "fn", fn, 1)
         if self._has_reduce():
@@ -509,7 +511,7 @@ class Flow(Generic[T]):
         """Drop events for which ``fn`` is truthy."""
         return self._mapper("reject", fn)
 
-    def map_values(self, fn: Callable[[Any], Any]) -> Flow[Any]:
+    def map_values(self: Flow[tuple[K, V]], fn: Callable[[V], U]) -> Flow[tuple[K, U]]:
         """For ``(key, value)`` events: ``(key, fn(value))``."""
         return self._mapper("map_values", fn)
 
@@ -545,50 +547,93 @@ class Flow(Generic[T]):
 
     # -- reducing and emitting ---------------------------------------------------------
 
-    def _reducer(self, what: str, initial: object, fn: object, emits: bool) -> Flow[Any]:
+    def _reducer(
+        self, what: str, initial: object, fn: object, emits: bool
+    ) -> ReducedFlow[Any, Any]:
         call = f"Flow.{what}"
         init = check_initial(initial, call)
         f = _callback(call, "fn", fn, 2)
         if self._has_reduce():
             raise ValueError(_REDUCE_AGAIN)
-        return self._add(Reduce(init, f, emits))
+        return self._add_reduced(Reduce(init, f, emits))
+
+    # The accumulator's type says what a trigger emits without on_trigger/emit: a
+    # dict its (key, value) pairs, a list or set its items.
+    @overload
+    def reduce(
+        self,
+        initial: Callable[[], dict[K, V]],
+        fn: Callable[[dict[K, V], T], dict[K, V] | Awaitable[dict[K, V]]],
+    ) -> ReducedFlow[tuple[K, V], dict[K, V]]: ...
 
     @overload
-    def reduce(self, initial: Callable[[], A], fn: Callable[[A, T], Awaitable[A]]) -> Flow[Any]: ...
+    def reduce(
+        self,
+        initial: Callable[[], list[U]],
+        fn: Callable[[list[U], T], list[U] | Awaitable[list[U]]],
+    ) -> ReducedFlow[U, list[U]]: ...
 
     @overload
-    def reduce(self, initial: Callable[[], A], fn: Callable[[A, T], A]) -> Flow[Any]: ...
+    def reduce(
+        self,
+        initial: Callable[[], set[U]],
+        fn: Callable[[set[U], T], set[U] | Awaitable[set[U]]],
+    ) -> ReducedFlow[U, set[U]]: ...
 
-    def reduce(self, initial: Callable[[], Any], fn: Callable[[Any, T], Any]) -> Flow[Any]:
+    @overload
+    def reduce(
+        self, initial: Callable[[], A], fn: Callable[[A, T], A | Awaitable[A]]
+    ) -> ReducedFlow[Any, A]: ...
+
+    def reduce(
+        self, initial: Callable[[], Any], fn: Callable[[Any, T], Any]
+    ) -> ReducedFlow[Any, Any]:
         """Reduce each window of each stage: ``acc = fn(acc, event)`` starting
         from ``initial()``. Without ``on_trigger``/``emit``, triggers emit the
         accumulator's items (a dict gives ``(key, value)`` pairs)."""
         return self._reducer("reduce", initial, fn, False)
 
     def emit_and_reduce(
-        self, initial: Callable[[], A], fn: Callable[[A, T], tuple[Iterable[Any], A]]
-    ) -> Flow[Any]:
+        self,
+        initial: Callable[[], A],
+        fn: Callable[[A, T], tuple[Iterable[Any], A] | Awaitable[tuple[Iterable[Any], A]]],
+    ) -> ReducedFlow[Any, A]:
         """Like :meth:`reduce`, but ``fn(acc, event)`` returns
         ``(events_to_emit_now, acc)``; the events are emitted in order."""
         return self._reducer("emit_and_reduce", initial, fn, True)
 
+    @overload
     def group_by(
-        self, key: Callable[[T], K], value: Callable[[T], V] | None = None
-    ) -> Flow[tuple[K, list[V]]]:
-        """Reduce into ``{key(e): [value(e), ...]}`` (values in arrival order)."""
+        self, key: Callable[[T], K], value: None = None
+    ) -> ReducedFlow[tuple[K, list[T]], dict[K, list[T]]]: ...
+
+    @overload
+    def group_by(
+        self, key: Callable[[T], K], value: Callable[[T], V]
+    ) -> ReducedFlow[tuple[K, list[V]], dict[K, list[V]]]: ...
+
+    def group_by(
+        self, key: Callable[[T], Any], value: Callable[[T], Any] | None = None
+    ) -> ReducedFlow[Any, Any]:
+        """Reduce into ``{key(e): [value(e), ...]}`` (``value`` defaults to the event;
+        values in arrival order). Triggers emit the ``(key, values)`` pairs."""
         kf = _callback("Flow.group_by", "key", key, 1)
         vf = _callback("Flow.group_by", "value", value, 1) if value is not None else None
         if self._has_reduce():
             raise ValueError(_REDUCE_AGAIN)
-        return self._add(GroupBy(kf, vf))
+        return self._add_reduced(GroupBy(kf, vf))
 
-    def group_by_key(self) -> Flow[Any]:
+    def group_by_key(
+        self: Flow[tuple[K, V]],
+    ) -> ReducedFlow[tuple[K, list[V]], dict[K, list[V]]]:
         """For ``(key, value)`` events: ``{key: [values, ...]}``."""
         if self._has_reduce():
             raise ValueError(_REDUCE_AGAIN)
-        return self._add(GroupBy())
+        return self._add_reduced(GroupBy())
 
-    def on_trigger(self, fn: Callable[..., tuple[Iterable[Any], Any]]) -> Flow[Any]:
+    def on_trigger(
+        self, fn: Callable[..., tuple[list[Any] | tuple[Any, ...], object]]
+    ) -> ReducedFlow[Any, Any]:
         """At each trigger call ``fn(acc[, partition[, trigger]])`` which returns
         ``(events, new_acc)``; ``partition = (index, total)`` and
         ``trigger = (window_type, window_id, name)``. ``new_acc`` is kept for
@@ -596,16 +641,16 @@ class Flow(Generic[T]):
         f = check_callable("fn", fn, "Flow.on_trigger")
         n = arity(f, (1, 2, 3), "fn", "Flow.on_trigger")
         self._check_emit("on_trigger")
-        return self._add(OnTrigger(f, n))
+        return self._add_reduced(OnTrigger(f, n))
 
-    def emit(self, what: Literal["events", "state", "nothing"]) -> Flow[Any]:
+    def emit(self, what: Literal["events", "state", "nothing"]) -> ReducedFlow[Any, Any]:
         """``"events"`` (the default emission), ``"state"`` (emit ``[acc]`` at each
         trigger) or ``"nothing"``."""
         check_choice("what", what, ("events", "state", "nothing"), "Flow.emit")
         self._check_emit("emit")
         if what == "events":
-            return self
-        return self._add(Emit(what))
+            return cast("ReducedFlow[Any, Any]", self)
+        return self._add_reduced(Emit(what))
 
     def _check_emit(self, what: str) -> None:
         if not self._has_reduce():
@@ -653,13 +698,13 @@ class Flow(Generic[T]):
     def take_sort(
         self,
         n: int,
-        key: Callable[[Any], Any] | None = None,
+        key: Callable[[T], Any] | None = None,
         reverse: bool = False,
         *,
         window: Window | None = None,
         max_demand: int | None = None,
         min_demand: int | None = None,
-    ) -> Flow[list[Any]]:
+    ) -> Flow[list[T]]:
         """The first ``n`` emitted events in sorted order (``key``/``reverse`` as in
         :func:`sorted`): each partition sorts its output at each trigger, then one
         stage merges them. Emits one list per window."""
@@ -834,7 +879,7 @@ class Flow(Generic[T]):
             resolve(executor).open_stream(compiled.plan, compiled.bindings),
         )
 
-    def iterate(self, *, executor: Executor | str | None = None) -> AsyncIterator[T]:
+    def iterate(self, *, executor: Executor | str | None = None) -> AsyncForIterator[T]:
         """An async iterator over the flow's output that runs the flow only while
         it is iterated: ``async for e in flow.iterate(executor=...)``.
 
@@ -844,7 +889,7 @@ class Flow(Generic[T]):
         """
         return self._iterate(executor, stacklevel=3)
 
-    def _iterate(self, executor: Executor | str | None, stacklevel: int) -> AsyncIterator[T]:
+    def _iterate(self, executor: Executor | str | None, stacklevel: int) -> AsyncForIterator[T]:
         compiled = self.compile()
         timers = sorted({t for layer in compiled.plan.layers for t in layer.window.timers})
         if timers:
@@ -856,9 +901,11 @@ class Flow(Generic[T]):
                 RuntimeWarning,
                 stacklevel=stacklevel,
             )
-        return cast("AsyncIterator[T]", resolve(executor).iterate(compiled.plan, compiled.bindings))
+        return cast(
+            "AsyncForIterator[T]", resolve(executor).iterate(compiled.plan, compiled.bindings)
+        )
 
-    def __aiter__(self) -> AsyncIterator[T]:
+    def __aiter__(self) -> AsyncForIterator[T]:
         """Iterate over the flow's output: ``async for e in flow``.
 
         The flow runs only while the loop asks for events, in slices inside each
@@ -923,6 +970,56 @@ class Flow(Generic[T]):
         )
         compiled = self.compile(sink="into_stages", consumers=items)
         return resolve(executor).start(compiled.plan, compiled.bindings)
+
+
+class ReducedFlow(Flow[T], Generic[T, A]):
+    """A flow whose layer reduces (``reduce``, ``group_by``, ``emit_and_reduce``,
+    ``group_by_key``): ``T`` is what its triggers emit, ``A`` the accumulator's
+    type, so that ``on_trigger``, ``emit``, ``departition`` and ``take_sort`` (which
+    only a reducing layer takes) are typed precisely. It is a :class:`Flow` in
+    every other way.
+    """
+
+    __slots__ = ()
+
+    @overload
+    def on_trigger(
+        self, fn: Callable[[A], tuple[list[U] | tuple[U, ...], object]]
+    ) -> ReducedFlow[U, A]: ...
+
+    @overload
+    def on_trigger(
+        self, fn: Callable[[A, tuple[int, int]], tuple[list[U] | tuple[U, ...], object]]
+    ) -> ReducedFlow[U, A]: ...
+
+    @overload
+    def on_trigger(
+        self,
+        fn: Callable[
+            [A, tuple[int, int], tuple[str, Any, Any]], tuple[list[U] | tuple[U, ...], object]
+        ],
+    ) -> ReducedFlow[U, A]: ...
+
+    def on_trigger(
+        self, fn: Callable[..., tuple[list[Any] | tuple[Any, ...], object]]
+    ) -> ReducedFlow[Any, Any]:
+        """At each trigger call ``fn(acc[, partition[, trigger]])`` with the
+        accumulator (of type ``A``); see :meth:`Flow.on_trigger`."""
+        return super().on_trigger(fn)
+
+    @overload
+    def emit(self, what: Literal["events"]) -> ReducedFlow[T, A]: ...
+
+    @overload
+    def emit(self, what: Literal["state"]) -> ReducedFlow[A, A]: ...
+
+    @overload
+    def emit(self, what: Literal["nothing"]) -> ReducedFlow[Never, A]: ...
+
+    def emit(self, what: Literal["events", "state", "nothing"]) -> ReducedFlow[Any, Any]:
+        """``"events"``, ``"state"`` (the accumulator, of type ``A``) or
+        ``"nothing"``; see :meth:`Flow.emit`."""
+        return super().emit(what)
 
 
 def _nonempty_list(what: str, option: str, items: object) -> list[Any]:

@@ -122,7 +122,7 @@ class Labels:
     """Maps the code objects of a layer's callbacks to operation names."""
 
     def __init__(self, layer: LayerPlan) -> None:
-        self.summary = describe_layer(layer)
+        self.summary: str = describe_layer(layer)
         codes: dict[CodeType, str] = dict(_INTERNAL)
         ops = layer.ops
 

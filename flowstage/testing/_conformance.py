@@ -443,7 +443,7 @@ async def iterate_break_with_aclosing_closes_the_source(ex: Executor) -> None:
     closed: list[bool] = []
     flow = Flow.from_async_iterable(_forever(closed), stages=1).map(identity)
     it = flow.iterate(executor=ex)
-    async with contextlib.aclosing(it) as events:  # type: ignore[type-var]
+    async with contextlib.aclosing(it) as events:
         async for e in events:
             if e == 3:
                 break
