@@ -114,7 +114,7 @@ class PartitionNode:
         self.layer = layer
         self.index = index
         self.program: StageProgram = make_program(layer, index, layer.stages)
-        self.dispatcher = make_dispatcher(output)
+        self.dispatcher: Dispatcher[Any] = make_dispatcher(output)
         self._routing = (
             routing_note(consumer, output.partitions) if output.kind == "partition" else None
         )
@@ -128,7 +128,7 @@ class PartitionNode:
         self._demand = 0  # downstream demand not yet met
         self._waiting: deque[list[Any]] = deque()  # output not yet placed
         self._finishing = False
-        self.finished = False
+        self.finished: bool = False
         p = self.program
         if p.is_async:
             self._p_start: Callable[..., Any] = p.astart
@@ -145,10 +145,10 @@ class PartitionNode:
             self._p_input_done = p.handle_producer_done
             self._p_done = p.handle_done
         #: Counters, as in :class:`~flowstage.StageStatistics`.
-        self.events_in = 0
-        self.events_out = 0
-        self.batches_in = 0
-        self.batches_out = 0
+        self.events_in: int = 0
+        self.events_out: int = 0
+        self.batches_in: int = 0
+        self.batches_out: int = 0
 
     def __repr__(self) -> str:
         return f"<PartitionNode layer {self.layer.index} partition {self.index}>"

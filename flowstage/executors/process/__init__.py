@@ -57,12 +57,12 @@ class ProcessExecutor:
     name: ClassVar[str] = "process"
 
     def __init__(self, workers: int | None = None, *, start_method: str | None = None) -> None:
-        self.workers = (
+        self.workers: int = (
             default_workers()
             if workers is None
             else check_positive_int("workers", workers, "ProcessExecutor")
         )
-        self.start_method = (
+        self.start_method: str | None = (
             None
             if start_method is None
             else check_choice(
