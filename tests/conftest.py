@@ -1,8 +1,16 @@
 """Shared test configuration.
 
-Async tests run on asyncio, on uvloop (where it installs: not on Windows) and on trio
-(anyio's pytest plugin), and fail if they leave a stage running or, on the asyncio
+Async tests run on asyncio and trio (anyio's pytest plugin), and on uvloop where it
+installs (not on Windows), and fail if they leave a stage running or, on the asyncio
 loops, any task behind.
+
+uvloop runs every async test except the slowest repetitions of the process
+executor, whose work happens in worker processes whatever the parent's loop: the
+property test against the local executor and the conformance kit with 1 and 4
+workers (the kit runs on uvloop with the local executor and with 2 workers). What
+differs on uvloop is the parent's event loop (the mailbox's futures, pipes,
+subprocesses), which those runs already cover; the full matrix on uvloop would add
+about a third to the suite's time for no code path of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +40,26 @@ BACKENDS: list[Any] = [
 ]
 if importlib.util.find_spec("uvloop") is not None:
     BACKENDS.append(pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
+
+
+#: Tests not repeated on uvloop (see the module docstring): node id fragments.
+NOT_ON_UVLOOP = (
+    "tests/executors/test_process_props.py::",
+    "-process-1-",
+    "-process-4-",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dropped = [
+        item
+        for item in items
+        if "[uvloop" in item.nodeid and any(fragment in item.nodeid for fragment in NOT_ON_UVLOOP)
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        ids = {id(item) for item in dropped}
+        items[:] = [item for item in items if id(item) not in ids]
 
 
 @pytest.fixture(params=BACKENDS)
