@@ -152,9 +152,9 @@ class MemorySource(Generic[T]):
         self.unacked: set[str] = set()
         self.acked: list[str] = []
         self.nacked: list[tuple[str, BaseException]] = []
-        self.duplicates = 0
-        self.opened = False
-        self.closed = False
+        self.duplicates: int = 0
+        self.opened: bool = False
+        self.closed: bool = False
         self.receives: list[int] = []  # the max_count of each receive call
 
     @property

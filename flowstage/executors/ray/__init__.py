@@ -96,24 +96,24 @@ class RayExecutor:
         if address is not None and not isinstance(address, str):
             raise TypeError(f"RayExecutor: address must be a str or None, got: {address!r}")
         self.address = address
-        self.max_actors = (
+        self.max_actors: int | None = (
             None
             if max_actors is None
             else check_positive_int("max_actors", max_actors, "RayExecutor")
         )
-        self.window = check_positive_int("window", window, "RayExecutor")
-        self.max_pending_calls = (
+        self.window: int = check_positive_int("window", window, "RayExecutor")
+        self.max_pending_calls: int | None = (
             None
             if max_pending_calls is None
             else check_positive_int("max_pending_calls", max_pending_calls, "RayExecutor")
         )
-        self.actor_options = _check_options("actor_options", actor_options)
+        self.actor_options: dict[str, Any] = _check_options("actor_options", actor_options)
         for fixed in ("max_restarts", "max_task_retries", "max_pending_calls"):
             if fixed in self.actor_options:
                 raise ValueError(
                     f"RayExecutor: actor_options cannot set {fixed!r} (the executor sets it)"
                 )
-        self.init_options = _check_options("init_options", init_options)
+        self.init_options: dict[str, Any] = _check_options("init_options", init_options)
         if (
             isinstance(start_timeout, bool)
             or not isinstance(start_timeout, int | float)
@@ -123,7 +123,7 @@ class RayExecutor:
                 "RayExecutor: start_timeout must be a positive number of seconds, "
                 f"got: {start_timeout!r}"
             )
-        self.start_timeout = float(start_timeout)
+        self.start_timeout: float = float(start_timeout)
 
     def __repr__(self) -> str:
         return f"RayExecutor(address={self.address!r}, max_actors={self.max_actors})"
