@@ -4,13 +4,14 @@ Async tests run on asyncio and trio (anyio's pytest plugin), and on uvloop where
 installs (not on Windows), and fail if they leave a stage running or, on the asyncio
 loops, any task behind.
 
-uvloop runs every async test except the slowest repetitions of the process
-executor, whose work happens in worker processes whatever the parent's loop: the
-property test against the local executor and the conformance kit with 1 and 4
-workers (the kit runs on uvloop with the local executor and with 2 workers). What
-differs on uvloop is the parent's event loop (the mailbox's futures, pipes,
-subprocesses), which those runs already cover; the full matrix on uvloop would add
-about a third to the suite's time for no code path of its own.
+uvloop runs every async test except the slow repetitions of the executors whose work
+happens in other processes whatever the parent's loop: the Ray executor's tests and
+conformance runs, the process executor's property test against the local executor,
+and its conformance runs with 1 and 4 workers (the kit runs on uvloop with the local
+executor and the process executor with 2 workers). What differs on uvloop is the
+parent's event loop (the mailbox's futures, pipes, subprocesses), which the runs
+kept cover; the full matrix on uvloop would add about half to the suite's time (the
+Ray runs dominate it) for no code path of its own.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ NOT_ON_UVLOOP = (
     "tests/executors/test_process_props.py::",
     "-process-1-",
     "-process-4-",
+    "tests/executors/test_ray.py::",
+    "-ray-",
 )
 
 
