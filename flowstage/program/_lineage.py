@@ -134,8 +134,8 @@ class Tracked:
     __slots__ = ("lin", "value")
 
     def __init__(self, value: Any, lin: Lineage) -> None:
-        self.value = value
-        self.lin = lin
+        self.value: Any = value
+        self.lin: Lineage = lin
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Tracked, (self.value, self.lin))
