@@ -15,6 +15,8 @@ __all__ = ["PUBLIC_MODULES", "fixup_module_metadata"]
 PUBLIC_MODULES: Final = frozenset(
     {
         "flowstage",
+        "flowstage.connectors",
+        "flowstage.connectors.redis",
         "flowstage.dispatchers",
         "flowstage.executors",
         "flowstage.executors.process",

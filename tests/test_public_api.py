@@ -15,6 +15,8 @@ import flowstage
 
 PUBLIC_MODULES = (
     "flowstage",
+    "flowstage.connectors",
+    "flowstage.connectors.redis",
     "flowstage.dispatchers",
     "flowstage.executors",
     "flowstage.executors.process",

@@ -5,7 +5,9 @@ Layers, bottom to top: the stage engine (``flowstage/_*.py``,
 ``flowstage/dispatchers/``, ``flowstage/lowlevel.py``) <- ``flowstage.plan`` <-
 ``flowstage.program`` <- ``flowstage.executors`` <- ``flowstage.flow`` <- the
 public API (``flowstage/__init__.py``, ``flowstage.testing`` and the
-integrations). Every import is counted: top level, inside functions, and under
+integrations). The connectors (``flowstage.connectors``) stand beside the public
+API but import only the engine (``flowstage.messages`` is part of it) and each
+other. Every import is counted: top level, inside functions, and under
 ``TYPE_CHECKING``.
 """
 
@@ -27,7 +29,11 @@ RANKS: dict[str, int] = {
     "executors": 3,
     "flow": 4,
     "api": 5,
+    "connectors": 5,
 }
+
+#: Layers that may import only the layers listed (besides the rank rule).
+ONLY: dict[str, frozenset[str]] = {"connectors": frozenset({"engine", "connectors"})}
 
 
 def module_name(path: Path) -> str:
@@ -43,7 +49,7 @@ def layer_of(module: str) -> str:
     if parts == ["flowstage"]:
         return "api"
     sub = parts[1]
-    if sub in ("plan", "program", "executors", "flow"):
+    if sub in ("plan", "program", "executors", "flow", "connectors"):
         return sub
     if sub.startswith("_") or sub in ("dispatchers", "lowlevel", "messages"):
         return "engine"
@@ -96,6 +102,8 @@ def test_the_layers_are_where_the_docs_say() -> None:
     assert layer_of("flowstage.plan._types") == "plan"
     assert layer_of("flowstage.executors.local._runtime") == "executors"
     assert layer_of("flowstage") == "api"
+    assert layer_of("flowstage.connectors.redis._source") == "connectors"
+    assert layer_of("flowstage.messages") == "engine"
 
 
 def upward(here: str, imports: Iterator[tuple[int, str]]) -> list[str]:
@@ -103,6 +111,7 @@ def upward(here: str, imports: Iterator[tuple[int, str]]) -> list[str]:
         f"line {line}: {target} ({layer_of(target)})"
         for line, target in imports
         if RANKS[layer_of(target)] > RANKS[here]
+        or (here in ONLY and layer_of(target) not in ONLY[here])
     ]
 
 
@@ -128,6 +137,21 @@ def test_the_layer_check_finds_upward_imports() -> None:
         "flowstage.flow",
         "flowstage.executors",
         "flowstage",
+    ]
+
+
+def test_the_layer_check_keeps_connectors_on_the_engine() -> None:
+    source = (
+        "from ...messages import Message\n"
+        "from ..._options import invalid\n"
+        "from . import _client\n"
+        "from ...flow import Flow\n"
+        "from ...executors import resolve\n"
+    )
+    wrong = upward("connectors", imports_in(source, "flowstage.connectors.redis"))
+    assert [w.split(":")[1].split()[0] for w in wrong] == [
+        "flowstage.flow",
+        "flowstage.executors",
     ]
 
 
