@@ -124,6 +124,27 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a Redis server that answers."""
+    url = os.environ.get("FLOWSTAGE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        import redis
+    except ImportError:
+        missing("redis-py", "pip install 'flowstage[redis]' (or make test, which installs it)")
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        missing(
+            f"Redis at {url}",
+            "start one with `redis-server --port 6379` or set FLOWSTAGE_REDIS_URL",
+        )
+    finally:
+        client.close()
+    return url
+
+
 def live_ray_actors(ray: Any) -> list[dict[str, Any]]:
     """The actors of this driver's job that Ray does not report dead."""
     job = ray.get_runtime_context().get_job_id()

@@ -48,7 +48,7 @@ def test_engine_is_discovered() -> None:
 
 
 #: Benchmarks that need a service (a pytest marker, and the fixture that provides it).
-NEEDS = {"flow_ray": ("ray", "ray_cluster")}
+NEEDS = {"flow_ray": ("ray", "ray_cluster"), "flow_redis": ("redis", "redis_url")}
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,7 @@ def connect(url: str, call: str, *, socket_timeout: float | None, name: str) -> 
     client: Redis = Redis.from_url(
         url,
         decode_responses=False,
+        protocol=2,  # the reply shapes the connector reads, in every redis-py >= 5
         socket_timeout=socket_timeout,
         socket_connect_timeout=10.0,
         health_check_interval=0,

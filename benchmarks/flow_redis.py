@@ -1,0 +1,167 @@
+"""Reading a Redis stream through a consumer group: RedisStreamSource beside plain
+redis-py, in the same run.
+
+Every case consumes the same stream of N entries (``{"n": <i>, "word": <text>}``,
+written beforehand, not timed) through a new consumer group, reading ``COUNT``
+entries at a time and acknowledging each batch with one ``XACK``, until all N are
+acknowledged:
+
+* plain redis-py: the ``XREADGROUP`` / ``XACK`` loop one would write by hand (no
+  decoding, no messages: the floor), on a client speaking RESP2 as the source's does;
+* RedisStreamSource, ``decode`` returning the fields as they are (``bytes``);
+* RedisStreamSource, default ``decode`` (fields as ``str``).
+
+Each case runs once per round on a fresh group, the order rotating between rounds;
+the table shows the median. The header says which reply parser redis-py uses
+(``hiredis`` when it is installed, else its pure-Python one). The server is
+``redis://127.0.0.1:6379/0`` unless ``FLOWSTAGE_REDIS_URL`` says otherwise.
+
+    python benchmarks/flow_redis.py [--messages N] [--count C] [--repeat K] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+
+from flowstage.connectors.redis import RedisStreamSource
+
+ROWS: tuple[str, ...] = (
+    "plain redis-py XREADGROUP/XACK loop",
+    "RedisStreamSource receive/ack loop, decode=identity",
+    "RedisStreamSource receive/ack loop, default decode (str fields)",
+)
+
+
+def url() -> str:
+    return os.environ.get("FLOWSTAGE_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def identity(fields: Any) -> Any:
+    return fields
+
+
+async def fill(stream: str, n: int) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url())
+    try:
+        for start in range(0, n, 10_000):
+            async with client.pipeline(transaction=False) as pipe:
+                for i in range(start, min(n, start + 10_000)):
+                    pipe.xadd(stream, {"n": i, "word": f"word-{i % 1000}"})
+                await pipe.execute()
+    finally:
+        await client.aclose()
+
+
+async def plain(stream: str, group: str, n: int, count: int) -> int:
+    import redis.asyncio
+
+    # The reply format the source asks for (RESP2), so that both read the same bytes.
+    client = redis.asyncio.Redis.from_url(url(), protocol=2)
+    try:
+        await client.xgroup_create(stream, group, id="0")
+        done = 0
+        while done < n:
+            reply = await client.xreadgroup(group, "c", {stream: ">"}, count=count, block=1000)
+            ids = [mid for mid, _ in reply[0][1]]
+            await client.xack(stream, group, *ids)
+            done += len(ids)
+        return done
+    finally:
+        await client.aclose()
+
+
+async def source_loop(stream: str, group: str, n: int, count: int, decode: Any) -> int:
+    source: RedisStreamSource[Any] = RedisStreamSource(stream, group, "c", url=url(), decode=decode)
+    await source.open()
+    try:
+        done = 0
+        while done < n:
+            messages = await source.receive(count)
+            await source.ack([m.id for m in messages])
+            done += len(messages)
+        return done
+    finally:
+        await source.aclose()
+
+
+async def timed(run: Callable[[str], Awaitable[int]], group: str) -> tuple[float, int]:
+    t = time.perf_counter()
+    got = await run(group)
+    return time.perf_counter() - t, got
+
+
+def measure(args: argparse.Namespace) -> list[tuple[str, float]]:
+    stream = f"flowstage-bench:{uuid.uuid4().hex}"
+    n, count = args.messages, args.count
+    cases: list[tuple[str, Callable[[str], Awaitable[int]]]] = [
+        (ROWS[0], lambda group: plain(stream, group, n, count)),
+        (ROWS[1], lambda group: source_loop(stream, group, n, count, identity)),
+        (ROWS[2], lambda group: source_loop(stream, group, n, count, None)),
+    ]
+    times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    anyio.run(fill, stream, n)
+    try:
+        for rep in range(args.repeat):
+            order = cases[rep % len(cases) :] + cases[: rep % len(cases)]
+            for name, run in order:
+                group = f"g-{uuid.uuid4().hex}"
+
+                seconds, got = anyio.run(timed, run, group)
+                if got != n:
+                    raise AssertionError(f"{name}: {got} messages, expected {n}")
+                times[name].append(seconds)
+    finally:
+        anyio.run(delete, stream)
+    return [(name, statistics.median(times[name])) for name, _ in cases]
+
+
+async def delete(stream: str) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url())
+    try:
+        await client.delete(stream)
+    finally:
+        await client.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--count", type=int, default=500, help="COUNT of each read")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one round")
+    args, _ = parser.parse_known_args(argv)
+    if args.quick:
+        args.messages, args.repeat = 2_000, 1
+    from redis.utils import HIREDIS_AVAILABLE
+
+    parser = "hiredis" if HIREDIS_AVAILABLE else "pure-Python"
+    print(
+        f"## Redis Streams: {args.messages:,} entries through a consumer group, "
+        f"COUNT {args.count}, one XACK per batch, {parser} reply parser, "
+        f"median of {args.repeat}\n"
+    )
+    print("| backend | case | median s | messages/s | vs plain redis-py |")
+    print("|---|---|---:|---:|---:|")
+    rows = measure(args)
+    base = rows[0][1]
+    for name, seconds in rows:
+        rate = args.messages / seconds
+        print(f"| asyncio | {name} | {seconds:.3f} | {rate / 1e3:.1f} k | {base / seconds:.2f}x |")
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
