@@ -4,6 +4,7 @@ pure functions that turn entries into messages and dead letters."""
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from typing import Any
@@ -137,6 +138,7 @@ def test_sort_entries_decodes_in_order_and_sets_the_failures_aside() -> None:
     assert (mid, fields, type(exc), attempt) == ("2-0", {b"data": b"nope"}, json.JSONDecodeError, 1)
     assert batch.deleted == ["3-0"]
     assert batch.skipped == 1
+    assert pickle.loads(pickle.dumps(batch.messages)) == batch.messages  # they travel
     assert batch.last_id == "5-0"
     assert sort_entries([], stream="s", decode=decode_fields).last_id is None
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from ...messages import Message
@@ -41,9 +40,6 @@ Entry = tuple[bytes, Fields | None]
 DEAD_LETTER_FIELDS: Final = ("error", "error_type", "source_stream", "source_id", "attempt")
 _RESERVED: Final = frozenset(name.encode() for name in DEAD_LETTER_FIELDS)
 
-#: Messages from Redis carry no metadata beyond their id (whose first part is the
-#: entry's timestamp in milliseconds): one shared empty mapping.
-_NO_METADATA: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def decode_fields(fields: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -113,7 +109,8 @@ def sort_entries(
         except Exception as exc:
             out.failures.append((mid, fields, exc, attempt))
             continue
-        messages.append(Message(data, mid, stream, attempt, _NO_METADATA))
+        # No metadata beyond the id, whose first part is the entry's time in ms.
+        messages.append(Message(data, mid, stream, attempt, {}))
     if entries:
         out.last_id = entries[-1][0].decode()
     return out
