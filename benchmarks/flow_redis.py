@@ -15,7 +15,9 @@ acknowledged:
   (the flow acknowledges what reached its end, in batches, as it goes).
 
 Each case runs once per round on a fresh group, the order rotating between rounds;
-the table shows the median. The header says which reply parser redis-py uses
+the table shows the median wall-clock time, and the median CPU time this process
+spent per message (the client's own cost, which another tenant's load on the
+machine disturbs less than the wall-clock figures). The header says which reply parser redis-py uses
 (``hiredis`` when it is installed, else its pure-Python one). The server is
 ``redis://127.0.0.1:6379/0`` unless ``FLOWSTAGE_REDIS_URL`` says otherwise.
 
@@ -104,10 +106,11 @@ async def source_loop(stream: str, group: str, n: int, count: int, decode: Any) 
 Case = Callable[[str], Awaitable[int]]
 
 
-async def timed(run: Case, group: str) -> tuple[float, int]:
-    t = time.perf_counter()
+async def timed(run: Case, group: str) -> tuple[float, float, int]:
+    """Wall-clock and CPU seconds of this process, and the messages acknowledged."""
+    t, cpu = time.perf_counter(), time.process_time()
     got = await run(group)
-    return time.perf_counter() - t, got
+    return time.perf_counter() - t, time.process_time() - cpu, got
 
 
 def payload(message: Message[Any]) -> Any:
@@ -147,19 +150,19 @@ def cases_for(stream: str, n: int, count: int) -> list[tuple[str, Case]]:
     ]
 
 
-def run_case(name: str, case: Case, n: int) -> float:
-    seconds, got = anyio.run(timed, case, f"g-{uuid.uuid4().hex}")
+def run_case(name: str, case: Case, n: int) -> tuple[float, float]:
+    seconds, cpu, got = anyio.run(timed, case, f"g-{uuid.uuid4().hex}")
     if got != n:
         raise AssertionError(f"{name}: {got} messages, expected {n}")
-    return seconds
+    return seconds, cpu
 
 
-def measure(args: argparse.Namespace) -> list[tuple[str, float]]:
+def measure(args: argparse.Namespace) -> list[tuple[str, float, float]]:
     stream = f"flowstage-bench:{uuid.uuid4().hex}"
     n, count = args.messages, args.count
     warm = min(n, 1000)
     cases = cases_for(stream, n, count)
-    times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in cases}
     anyio.run(fill, stream, n)
     try:
         for name, case in cases_for(stream, warm, count):  # imports, first connections
@@ -170,7 +173,14 @@ def measure(args: argparse.Namespace) -> list[tuple[str, float]]:
                 times[name].append(run_case(name, case, n))
     finally:
         anyio.run(delete, stream)
-    return [(name, statistics.median(times[name])) for name, _ in cases]
+    return [
+        (
+            name,
+            statistics.median(t for t, _ in times[name]),
+            statistics.median(c for _, c in times[name]),
+        )
+        for name, _ in cases
+    ]
 
 
 async def delete(stream: str) -> None:
@@ -200,13 +210,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"COUNT {args.count}, one XACK per batch, {parser} reply parser, "
         f"median of {args.repeat}\n"
     )
-    print("| backend | case | median s | messages/s | vs plain redis-py |")
-    print("|---|---|---:|---:|---:|")
+    print("| backend | case | median s | messages/s | vs plain redis-py | client CPU µs/message |")
+    print("|---|---|---:|---:|---:|---:|")
     rows = measure(args)
     base = rows[0][1]
-    for name, seconds in rows:
+    for name, seconds, cpu in rows:
         rate = args.messages / seconds
-        print(f"| asyncio | {name} | {seconds:.3f} | {rate / 1e3:.1f} k | {base / seconds:.2f}x |")
+        per = cpu / args.messages * 1e6
+        print(
+            f"| asyncio | {name} | {seconds:.3f} | {rate / 1e3:.1f} k | {base / seconds:.2f}x "
+            f"| {per:.2f} |"
+        )
     print()
     return 0
 
