@@ -41,7 +41,6 @@ DEAD_LETTER_FIELDS: Final = ("error", "error_type", "source_stream", "source_id"
 _RESERVED: Final = frozenset(name.encode() for name in DEAD_LETTER_FIELDS)
 
 
-
 def decode_fields(fields: Mapping[bytes, bytes]) -> dict[str, str]:
     """The default ``decode`` of :class:`RedisStreamSource`: the entry's fields as a
     ``dict`` of ``str`` (strict UTF-8; an entry that is not UTF-8 is a decode failure,

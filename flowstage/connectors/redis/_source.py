@@ -398,14 +398,17 @@ class RedisStreamSource(Generic[T]):
         self._in_hand.clear()
         if client is None:
             return
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self.close_timeout):
-            try:
-                if not self._named:
-                    await client.eval(_DELETE_IF_IDLE, 1, self.stream, self.group, self.consumer)
-            except Exception as exc:  # the server went away: nothing to tidy up
-                _logger.debug("%s: could not delete consumer %s: %s", self, self.consumer, exc)
-            finally:
-                await _client.close(client, self.close_timeout)
+        half = self.close_timeout / 2
+        with anyio.CancelScope(shield=True):
+            if not self._named:
+                with anyio.move_on_after(half):
+                    try:
+                        await client.eval(
+                            _DELETE_IF_IDLE, 1, self.stream, self.group, self.consumer
+                        )
+                    except Exception as exc:  # the server went away: nothing to tidy up
+                        _logger.debug("%s: consumer not deleted: %s", self, exc)
+            await _client.close(client, half)
 
     def _connected(self, call: str) -> Any:
         client = self._client
