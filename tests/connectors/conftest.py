@@ -5,7 +5,6 @@ The server comes from the ``redis_url`` fixture (tests/conftest.py).
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from ..conftest import BACKENDS as ALL_BACKENDS
+
 #: redis-py's asyncio client needs asyncio: the connector tests run on asyncio, and
-#: on uvloop where it is installed.
-BACKENDS: list[Any] = [pytest.param("asyncio", id="asyncio")]
-if importlib.util.find_spec("uvloop") is not None:
-    BACKENDS.append(pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
+#: on uvloop where it is installed (the suite's backends but trio).
+BACKENDS: list[Any] = [param for param in ALL_BACKENDS if param.id != "trio"]
 
 
 @pytest.fixture(params=BACKENDS)

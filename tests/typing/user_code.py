@@ -21,6 +21,7 @@ from flowstage import (
     Window,
     stream,
 )
+from flowstage.connectors.redis import RedisStreamSink, RedisStreamSource
 from flowstage.flow import ReducedFlow
 
 
@@ -142,10 +143,22 @@ async def stages() -> int:
     return total.total + len(got)
 
 
+def redis_sources() -> None:
+    """Building Redis sources (no connection is made before ``open``)."""
+    fields = RedisStreamSource("events", "group")
+    assert_type(fields, RedisStreamSource[dict[str, str]])
+    numbers = RedisStreamSource("events", "group", decode=lambda f: int(f[b"n"]))
+    assert_type(numbers, RedisStreamSource[int])
+    doubled = Flow.from_messages(numbers).map(lambda m: 2 * m.data)
+    assert_type(doubled, Flow[int])
+    assert_type(doubled.write_to(RedisStreamSink("out", encode=lambda n: {"n": n})), Flow[int])
+
+
 async def main() -> None:
     assert sorted(await word_count(["a b", "a"])) == [("a", 2), ("b", 1)]
     await chains()
     assert await stages() == sum(range(100)) + 5
+    redis_sources()
 
 
 if __name__ == "__main__":

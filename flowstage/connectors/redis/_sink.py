@@ -70,8 +70,8 @@ class RedisStreamSink:
         self.close_timeout: Final = _client.check_seconds("close_timeout", close_timeout, _CALL)
         self._client: Any = None
         #: Entries written and ``write`` calls that wrote them.
-        self.written = 0
-        self.batches = 0
+        self.written: int = 0
+        self.batches: int = 0
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles the configuration only (the copy connects on its first write)."""
