@@ -17,6 +17,8 @@ import logging
 from ._concurrent import ConcurrentConsumer as ConcurrentConsumer
 from ._errors import StageExited as StageExited
 from ._errors import is_normal_reason as is_normal_reason
+from ._flowstate import FlowState as FlowState
+from ._flowstate import ShutdownResult as ShutdownResult
 from ._hash import KeyHash as KeyHash
 from ._hash import partition_of as partition_of
 from ._hash import stable_hash as stable_hash
@@ -49,6 +51,9 @@ from .executors import LocalExecutor as LocalExecutor
 from .executors import RunningFlow as RunningFlow
 from .flow import Flow as Flow
 from .flow import Window as Window
+from .statistics import FlowStatistics as FlowStatistics
+from .statistics import LayerStatistics as LayerStatistics
+from .statistics import watch_statistics as watch_statistics
 
 logging.getLogger("flowstage").addHandler(logging.NullHandler())
 
@@ -68,14 +73,18 @@ __all__ = (
     "Executor",
     "Flow",
     "FlowIterator",
+    "FlowState",
+    "FlowStatistics",
     "IterableProducer",
     "KeyHash",
+    "LayerStatistics",
     "LocalExecutor",
     "PartitionDispatcher",
     "Producer",
     "ProducerConsumer",
     "Reply",
     "RunningFlow",
+    "ShutdownResult",
     "Stage",
     "StageExited",
     "StageGroup",
@@ -89,6 +98,7 @@ __all__ = (
     "partition_of",
     "stable_hash",
     "stream",
+    "watch_statistics",
 )
 
 

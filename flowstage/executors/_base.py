@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from contextlib import AbstractAsyncContextManager
 
+    from .._flowstate import FlowState, ShutdownResult
     from ..plan import Bindings, Plan
+    from ..statistics import FlowStatistics
 
 __all__ = ["AsyncForIterator", "Executor", "FlowIterator", "RunningFlow"]
 
@@ -42,6 +44,10 @@ class FlowIterator(Protocol[T]):
         """Yield the events a batch at a time (each batch a new list)."""
         ...
 
+    def statistics(self) -> FlowStatistics:
+        """A snapshot of the flow's counters, grouped by layer."""
+        ...
+
 
 @runtime_checkable
 class AsyncForIterator(Protocol[T]):
@@ -57,6 +63,10 @@ class AsyncForIterator(Protocol[T]):
         """End the iteration and close the sources that did not end."""
         ...
 
+    def statistics(self) -> FlowStatistics:
+        """A snapshot of the flow's counters, grouped by layer."""
+        ...
+
 
 @runtime_checkable
 class RunningFlow(Protocol):
@@ -70,6 +80,20 @@ class RunningFlow(Protocol):
     @property
     def exception(self) -> BaseException | None:
         """The exception the flow failed with, or ``None``."""
+        ...
+
+    @property
+    def state(self) -> FlowState:
+        """Where the flow is in its life (see :class:`~flowstage.FlowState`)."""
+        ...
+
+    def statistics(self) -> FlowStatistics:
+        """A snapshot of the flow's counters, grouped by layer."""
+        ...
+
+    async def shutdown(self, timeout: float = 5.0) -> ShutdownResult:  # noqa: ASYNC109
+        """Close the sources, let the flow drain for up to ``timeout`` seconds,
+        then stop it; return what happened."""
         ...
 
     def trigger(self, name: object) -> None:

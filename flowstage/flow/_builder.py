@@ -80,6 +80,7 @@ if TYPE_CHECKING:
 
     from ..plan import JoinMode
     from ..plan import Sink as OutputKind
+    from ..statistics import FlowStatistics
 
 __all__ = ["Flow", "ReducedFlow"]
 
@@ -935,21 +936,47 @@ class Flow(Generic[T]):
         """
         return self._iterate(None, stacklevel=3)
 
-    async def to_list(self, *, executor: Executor | str | None = None) -> list[T]:
+    async def to_list(
+        self,
+        *,
+        executor: Executor | str | None = None,
+        on_statistics: Callable[[FlowStatistics], object] | None = None,
+    ) -> list[T]:
         """Run the flow and collect its output (in no particular order across
-        stages)."""
+        stages).
+
+        ``on_statistics``, if given, is called once with the flow's last
+        :class:`~flowstage.FlowStatistics` snapshot when it has ended (whether it
+        finished or failed)."""
         out: list[T] = []
-        async with self.stream(executor=executor) as events:
-            async for batch in events.batches():
-                out.extend(batch)
+        events: FlowIterator[T] | None = None
+        try:
+            async with self.stream(executor=executor) as events:
+                async for batch in events.batches():
+                    out.extend(batch)
+        finally:
+            if on_statistics is not None and events is not None:
+                on_statistics(events.statistics())
         return out
 
-    async def run(self, *, executor: Executor | str | None = None) -> None:
-        """Run the flow for its side effects; the final layer emits nothing."""
+    async def run(
+        self,
+        *,
+        executor: Executor | str | None = None,
+        on_statistics: Callable[[FlowStatistics], object] | None = None,
+    ) -> None:
+        """Run the flow for its side effects; the final layer emits nothing.
+
+        ``on_statistics`` is as for :meth:`to_list`."""
         compiled = self.compile(sink="run")
-        async with resolve(executor).open_stream(compiled.plan, compiled.bindings) as events:
-            async for _ in events.batches():
-                pass
+        events: FlowIterator[object] | None = None
+        try:
+            async with resolve(executor).open_stream(compiled.plan, compiled.bindings) as events:
+                async for _ in events.batches():
+                    pass
+        finally:
+            if on_statistics is not None and events is not None:
+                on_statistics(events.statistics())
 
     def start(
         self, *, executor: Executor | str | None = None

@@ -15,6 +15,7 @@ from .._public import fixup_module_metadata as _fixup_module_metadata
 from ._callables import JoinHash as JoinHash
 from ._callables import MergeSorted as MergeSorted
 from ._callables import identity as identity
+from ._labels import layer_label as layer_label
 from ._ops import Emit as Emit
 from ._ops import GroupBy as GroupBy
 from ._ops import LayerOps as LayerOps
@@ -110,6 +111,7 @@ __all__ = (
     "WindowType",
     "check_portable",
     "identity",
+    "layer_label",
     "require_version",
 )
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import itertools
+import json
+import pickle
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ import anyio
 import anyio.lowlevel
 
 from .._errors import StageExited
+from .._flowstate import FlowState
 from .._kinds import Consumer, Producer, ProducerConsumer
 from .._scope import StageGroup
 from .._sources import from_iterable
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     from ..executors import Executor
+    from ..statistics import FlowStatistics
 
 __all__ = ["ConformanceCase", "ConformanceFailure", "check_executor", "conformance_cases"]
 
@@ -1013,6 +1017,157 @@ async def leaving_the_start_block_stops_an_infinite_flow(ex: Executor) -> None:
         await anyio.lowlevel.checkpoint()
     assert running.done
     await running.wait()  # the block was left early: returns at once
+
+
+# -- state, statistics, shutdown -------------------------------------------------------------
+
+
+async def hang(x: Any) -> Any:
+    """Never returns (until cancelled)."""
+    await anyio.sleep_forever()
+    return x
+
+
+async def _gated(n: int, gate: anyio.Event, sent: anyio.Event) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+    sent.set()
+    await gate.wait()
+
+
+def _state(running: Any) -> FlowState:
+    state: FlowState = running.state
+    return state
+
+
+@_case()
+async def statistics_count_every_layer(ex: Executor) -> None:
+    lines = ["a b c", "b c", "c", "d e f g"] * 25
+    words = [w for line in lines for w in line.split()]
+    snapshots: list[FlowStatistics] = []
+    flow = (
+        Flow.from_iterable(lines, stages=2)
+        .flat_map(split_words)
+        .partition(stages=2)
+        .reduce(dict, count_words)
+    )
+    out = await flow.to_list(executor=ex, on_statistics=snapshots.append)
+    assert len(snapshots) == 1
+    stats = snapshots[0]
+    assert stats.state == FlowState.DONE
+    labels = [layer.label for layer in stats.layers]
+    assert labels == ["sources", "from_iterable(2) → flat_map", "partition(2) → reduce"], labels
+    sources, mappers, reducers = stats.layers
+    assert stats.events_in == sources.events_out == len(lines)
+    assert mappers.events_in == len(lines)
+    assert mappers.events_out == reducers.events_in == len(words)
+    assert stats.events_out == reducers.events_out == len(out) == len(set(words))
+    assert [s.name for s in reducers.stages] == ["flow-layer1-stage0", "flow-layer1-stage1"]
+    assert not any(s.running for layer in stats.layers for s in layer.stages)
+    assert pickle.loads(pickle.dumps(stats)) == stats
+    assert json.loads(json.dumps(stats.to_dict()))["layers"][2]["events_in"] == len(words)
+
+
+@_case()
+async def statistics_of_a_stream_and_a_loop(ex: Executor) -> None:
+    flow = Flow.from_iterable(range(100), stages=2).filter(not_multiple_of_3)
+    async with flow.stream(executor=ex) as events:
+        seen = [e async for e in events]
+        assert events.statistics().layers[1].events_out == len(seen) == 66
+    iterator = flow.iterate(executor=ex)
+    try:
+        looped = [e async for e in iterator]
+        stats = iterator.statistics()
+    finally:
+        await iterator.aclose()
+    assert stats.state == FlowState.DONE
+    assert stats.events_in == 100
+    assert stats.events_out == len(looped) == 66
+
+
+@_case()
+async def a_running_flow_reports_its_state(ex: Executor) -> None:
+    gate, sent = anyio.Event(), anyio.Event()
+    flow = Flow.from_async_iterable(_gated(30, gate, sent), stages=2).map(double)
+    async with flow.start(executor=ex) as running:
+        assert _state(running) == FlowState.RUNNING
+        await sent.wait()
+        assert running.statistics().state == FlowState.RUNNING
+        gate.set()
+        await running.wait()
+        assert _state(running) == FlowState.DONE
+        assert running.statistics().events_in == 30
+    assert _state(running) == FlowState.DONE
+
+    closed: list[bool] = []
+    forever = Flow.from_async_iterable(_forever(closed), stages=2).map(identity)
+    async with forever.start(executor=ex) as running:
+        await anyio.lowlevel.checkpoint()
+        running.stop()
+        await running.wait()
+    assert _state(running) == FlowState.STOPPED
+    async with forever.start(executor=ex) as running:
+        await anyio.lowlevel.checkpoint()
+    assert _state(running) == FlowState.STOPPED  # the block was left early
+
+
+@_case()
+async def a_failed_flow_reports_failed(ex: Executor) -> None:
+    flow = Flow.from_iterable(range(20), stages=2).map(boom_at_7)
+    with _raises(Boom):
+        async with flow.start(executor=ex) as running:
+            await running.wait()
+    assert running.state == FlowState.FAILED
+    assert isinstance(running.exception, Boom)
+    assert running.statistics().state == FlowState.FAILED
+    result = await running.shutdown()
+    assert result.outcome == "already_done"
+    assert isinstance(result.exception, Boom)
+
+
+@_case()
+async def shutdown_closes_the_sources_and_drains(ex: Executor) -> None:
+    collector = Collector()
+    gate, sent = anyio.Event(), anyio.Event()
+    flow = (
+        Flow.from_async_iterable(_gated(40, gate, sent), stages=1, max_demand=10)
+        .partition(stages=2, max_demand=10, hash=mod2_hash)
+        .reduce(zero, count_one)
+        .on_trigger(partition_name_acc)
+    )
+    async with StageGroup() as group:
+        group.start(collector)
+        async with flow.into_stages([collector], executor=ex) as running:
+            await sent.wait()
+            result = await running.shutdown(timeout=60)
+            assert result.outcome == "drained", result
+            assert result.state == FlowState.DONE
+            assert running.state == FlowState.DONE
+        await wait_until(lambda: len(collector.events) >= 2)
+        group.cancel()
+    done = sorted((p, acc) for p, name, acc in collector.events if name == "done")
+    assert done == [(0, 20), (1, 20)], collector.events
+
+
+@_case()
+async def shutdown_stops_a_flow_that_does_not_drain(ex: Executor) -> None:
+    closed: list[bool] = []
+    flow = Flow.from_async_iterable(_forever(closed), stages=1).map(hang)
+    async with flow.start(executor=ex) as running:
+        # An event inside the flow, whose callback never returns.
+        await wait_until(lambda: running.statistics().events_in >= 1)
+        result = await running.shutdown(timeout=0.05)
+        assert result.outcome == "cancelled", result
+        assert result.state == FlowState.STOPPED
+        assert result.exception is None
+    assert closed == [True]
+    try:
+        await running.shutdown(timeout=-1)
+    except ValueError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("shutdown(timeout=-1) did not raise ValueError")
+    assert "timeout" in message, message
 
 
 # -- failures ------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Layers, bottom to top: the stage engine (``flowstage/_*.py``,
 ``flowstage.program`` <- ``flowstage.executors`` <- ``flowstage.flow`` <- the
 public API (``flowstage/__init__.py``, ``flowstage.testing`` and the
 integrations). The connectors (``flowstage.connectors``) stand beside the public
-API but import only the engine (``flowstage.messages`` is part of it) and each
+API but import only the engine (``flowstage.messages``, ``flowstage.statistics`` and
+``flowstage.hooks`` are part of it) and each
 other. Every import is counted: top level, inside functions, and under
 ``TYPE_CHECKING``.
 """
@@ -51,7 +52,7 @@ def layer_of(module: str) -> str:
     sub = parts[1]
     if sub in ("plan", "program", "executors", "flow", "connectors"):
         return sub
-    if sub.startswith("_") or sub in ("dispatchers", "lowlevel", "messages"):
+    if sub.startswith("_") or sub in ("dispatchers", "lowlevel", "messages", "statistics", "hooks"):
         return "engine"
     return "api"  # testing, integrations
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from ..._stats import StageStatistics
 from ..local._graph import Graph
 from ._proxies import InputProxy, OutputProxy
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from ..local._map_reducer import Scheduler
 
 __all__ = ["HostPool", "HostedGraph", "RemoteTimer"]
+
+#: Seconds between two requests for the hosts' counters while the flow runs.
+STATISTICS_INTERVAL = 0.5
 
 #: One end of an edge: ``("node", node_id, worker)`` or ``("parent",)``.
 End = tuple[Any, ...]
@@ -125,6 +129,8 @@ class HostedGraph(Graph):
         self.output_proxies: dict[int, OutputProxy] = {}
         self._proxy_of_node: dict[int, OutputProxy] = {}
         self.timers: dict[int, RemoteTimer] = {}
+        #: The last counters each host reported, per node id.
+        self.reported: dict[int, dict[str, Any]] = {}
         self._scheduler = scheduler
         super().__init__(plan, bindings, scheduler)
 
@@ -232,7 +238,47 @@ class HostedGraph(Graph):
         async with anyio.create_task_group() as tg:
             tg.start_soon(super().serve)
             if self.pool.size:
+                tg.start_soon(self._poll_statistics)
                 await self.pool.serve(self._handle)
+                tg.cancel_scope.cancel()
+
+    async def _poll_statistics(self) -> None:
+        """Ask every host for its counters twice a second (each host also sends a
+        node's last counters when the node finishes)."""
+        while True:
+            await anyio.sleep(STATISTICS_INTERVAL)
+            if self.pool.stopping:
+                return
+            for host in range(self.pool.size):
+                self.pool.send(host, ("stats", 0))
+
+    def layer_statistics(self, index: int) -> tuple[StageStatistics, ...]:
+        out = []
+        for node in self.layer_nodes[index]:
+            layer, partition, _worker = self.nodes[node]
+            row = self.reported.get(node, {})
+            inputs = sum(1 for e in self.edges if e[2][0] == "node" and e[2][1] == node)
+            outputs = sum(1 for e in self.edges if e[1][0] == "node" and e[1][1] == node)
+            out.append(
+                StageStatistics(
+                    name=f"flow-layer{layer}-stage{partition}",
+                    kind="producer_consumer",
+                    running=not row.get("finished", False),
+                    events_in=row.get("events_in", 0),
+                    events_out=row.get("events_out", 0),
+                    batches_in=row.get("batches_in", 0),
+                    batches_out=row.get("batches_out", 0),
+                    demand_outstanding=row.get("demand_outstanding", 0),
+                    buffered=row.get("buffered", 0),
+                    buffer_size=0,
+                    discarded=0,
+                    mailbox=0,
+                    producers=inputs,
+                    consumers=outputs,
+                    busy_seconds=row.get("busy_seconds", 0.0),
+                )
+            )
+        return tuple(out)
 
     async def aclose(self) -> None:
         try:
@@ -253,6 +299,10 @@ class HostedGraph(Graph):
             self.output_proxies[message[1]].receive_done()
         elif kind == "deadline":
             self._arm(message[1], message[2])
+        elif kind == "stats":
+            reported = self.reported
+            for row in message[2]:
+                reported[row["node"]] = row
 
     def _arm(self, node: int, deadline: float | None) -> None:
         timer = self.timers[node]

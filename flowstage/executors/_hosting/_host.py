@@ -27,6 +27,7 @@ from __future__ import annotations
 import pickle
 import traceback
 from collections import deque
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -100,6 +101,9 @@ class PartitionHost:
         self.inbox: deque[tuple[Any, ...]] = deque()
         self._wake: anyio.Event | None = None
         self.stopping = False
+        #: Seconds each node spent in its program (busy time, for statistics).
+        self.busy: dict[int, float] = {}
+        self._final_stats: set[int] = set()  # nodes whose last counters were sent
         # Quiescence reports (only under a virtual clock in the parent): messages
         # received from each sender ("parent" or a worker index), sent to each worker.
         self.track: bool = setup["track"]
@@ -245,6 +249,7 @@ class PartitionHost:
             self.sent[peer] = self.sent.get(peer, 0) + 1
 
     async def _run(self, node_id: int | None, node: PartitionNode, gen: Any) -> None:
+        t0 = perf_counter()
         try:
             if node.is_async:
                 await adrive(gen)
@@ -256,9 +261,16 @@ class PartitionHost:
                 labels = self.labels[id(node)] = Labels(node.layer)
             note_partition_failure(exc, node.layer, node.index, labels)
             raise
-        self._route(node)
         if node_id is None:
             node_id = self.node_id[id(node)]
+        busy = self.busy
+        busy[node_id] = busy.get(node_id, 0.0) + perf_counter() - t0
+        if node.finished and node_id not in self._final_stats:
+            # Its last counters go before its last events and "done", so the
+            # parent has them by the time the flow ends.
+            self._final_stats.add(node_id)
+            self.parent.send(("stats", -1, self.statistics([node_id])))
+        self._route(node)
         deadline = node.deadline()
         if deadline != self.deadlines[node_id]:
             self.deadlines[node_id] = deadline
@@ -285,8 +297,11 @@ class PartitionHost:
             else:
                 self._send(target, message)
 
-    def statistics(self) -> list[dict[str, Any]]:
-        """The counters of every node this worker hosts."""
+    def statistics(self, nodes: list[int] | None = None) -> list[dict[str, Any]]:
+        """The counters of the nodes this worker hosts (``nodes``, or all)."""
+        hosted = self.nodes
+        ids = list(hosted) if nodes is None else nodes
+        busy = self.busy
         return [
             {
                 "node": node_id,
@@ -298,6 +313,8 @@ class PartitionHost:
                 "batches_out": node.batches_out,
                 "demand_outstanding": node.demand_outstanding,
                 "buffered": node.buffered,
+                "finished": node.finished,
+                "busy_seconds": busy.get(node_id, 0.0),
             }
-            for node_id, node in self.nodes.items()
+            for node_id, node in ((i, hosted[i]) for i in ids)
         ]

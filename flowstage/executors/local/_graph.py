@@ -39,6 +39,7 @@ from ._sources import FlowAsyncIterableProducer, FlowIterableProducer, FlowMessa
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable
 
+    from ..._stats import StageStatistics
     from ..._subscription import Subscription
     from ...messages import AckSource, Message, Sink
 
@@ -62,6 +63,8 @@ class Graph:
         #: One per acknowledged source of the plan, in order.
         self.ackers: list[Acker] = []
         self.writer: Sink | None = None
+        #: The :class:`OutputStage` in front of the consumer, when the plan has an end.
+        self.end_stage: Stage | None = None
         for layer in plan.layers:
             for inp in layer.inputs:
                 self._scan(inp, layer)
@@ -94,6 +97,7 @@ class Graph:
         self.tracked.append(stage)
         self.owned.add(stage)
         self.outputs = [stage]
+        self.end_stage = stage
 
     def _scan(self, inp: LayerInput, consumer: LayerPlan | None) -> None:
         src = inp.source
@@ -226,6 +230,11 @@ class Graph:
         finally:
             if self.writer is not None:
                 await self.writer.aclose()
+
+    def layer_statistics(self, index: int) -> tuple[StageStatistics, ...]:
+        """The counters of the stages of layer ``index`` (hosted graphs report
+        what their hosts last sent)."""
+        return tuple(stage.statistics() for stage in self.layers[index])
 
     def abort(self) -> None:
         """Called instead of :meth:`aclose` when the flow is dropped without being

@@ -2,29 +2,69 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+import time
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+import anyio
+
+from ..._flowstate import FlowState, ShutdownResult
 from ._graph import Graph
 from ._runtime import Runtime
+from ._statistics import snapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
     from types import TracebackType
 
     from ..._stage import Stage
     from ..._stream import EventSink, EventStream
     from ...plan import Bindings, Plan
+    from ...statistics import FlowStatistics
 
-__all__ = ["LocalFlowStream", "LocalRunningFlow"]
+__all__ = ["LocalFlowOutput", "LocalFlowStream", "LocalRunningFlow"]
 
 T = TypeVar("T")
+
+
+class LocalFlowOutput(Generic[T]):
+    """The output of a flow run by ``stream()``: ``async for e in events``,
+    ``events.batches()``, and ``events.statistics()``.
+
+    ``async for`` iterates the underlying :class:`~flowstage.lowlevel.EventSink`
+    directly (no cost per event)."""
+
+    __slots__ = ("_runtime", "_sink")
+
+    def __init__(self, sink: EventSink[T], runtime: Runtime) -> None:
+        self._sink = sink
+        self._runtime = runtime
+
+    def __aiter__(self) -> EventSink[T]:
+        return self._sink
+
+    async def __anext__(self) -> T:
+        return await self._sink.__anext__()
+
+    def batches(self) -> AsyncIterator[list[T]]:
+        """Yield the events a batch at a time."""
+        return self._sink.batches()
+
+    def statistics(self) -> FlowStatistics:
+        """A snapshot of the flow's counters, grouped by layer (still readable
+        after the block was left)."""
+        return snapshot(self._runtime)
+
+    @property
+    def state(self) -> FlowState:
+        """Where the flow is in its life."""
+        return self._runtime.state
 
 
 class LocalFlowStream(Generic[T]):
     """``async with`` it to run the flow and iterate over its output.
 
-    The iterator (an :class:`~flowstage.lowlevel.EventSink`) also has
-    ``batches()``. The iteration ends when every output stage has finished; leaving
+    The iterator (a :class:`LocalFlowOutput`) also has ``batches()`` and
+    ``statistics()``. The iteration ends when every output stage has finished; leaving
     the block early stops the flow.
     """
 
@@ -40,7 +80,7 @@ class LocalFlowStream(Generic[T]):
         self._runtime: Runtime | None = None
         self._events: EventStream[Any] | None = None
 
-    async def __aenter__(self) -> EventSink[T]:
+    async def __aenter__(self) -> LocalFlowOutput[T]:
         if self._runtime is not None:
             raise RuntimeError("a flow stream can only be entered once")
         runtime = self._runtime = Runtime(self._plan, self._bindings, graph=self._graph)
@@ -52,7 +92,7 @@ class LocalFlowStream(Generic[T]):
         except BaseException as exc:
             await runtime.close(exc, exc)
             raise
-        return it
+        return LocalFlowOutput(it, runtime)
 
     async def __aexit__(
         self,
@@ -134,6 +174,44 @@ class LocalRunningFlow:
         """True once the flow has ended in any way: every stage finished, it was
         stopped, it failed, or its block was left."""
         return self._rt().done.is_set()
+
+    @property
+    def state(self) -> FlowState:
+        """Where the flow is in its life (see :class:`~flowstage.FlowState`). A
+        failure shows as ``FAILED`` as soon as the stage raises, before the block
+        is cancelled."""
+        return self._rt().state
+
+    def statistics(self) -> FlowStatistics:
+        """A snapshot of the flow's counters, grouped by layer (never awaits)."""
+        return snapshot(self._rt())
+
+    async def shutdown(self, timeout: float = 5.0) -> ShutdownResult:  # noqa: ASYNC109
+        """End the flow cooperatively, within ``timeout`` seconds.
+
+        Closes the sources (each sends what it already emitted, then ends as if its
+        input had ended: push sources stop accepting events), lets the flow drain
+        (windows flush, everything in flight is handled and output) and, if it has
+        not finished after ``timeout`` seconds, stops it. Returns what happened;
+        never raises the flow's failure (it is in the result, and still raised from
+        the ``async with``).
+        """
+        if not timeout >= 0:
+            raise ValueError(f"shutdown: timeout must be >= 0 seconds, got {timeout!r}")
+        runtime = self._rt()
+        began = time.monotonic()
+        if runtime.done.is_set():
+            return ShutdownResult("already_done", runtime.state, 0.0, runtime.failure)
+        runtime.close_sources()
+        outcome: Literal["drained", "cancelled"] = "drained"
+        with anyio.move_on_after(timeout):
+            await runtime.done.wait()
+        if not runtime.done.is_set():
+            outcome = "cancelled"
+            runtime.stop()
+            with anyio.CancelScope(shield=True):
+                await runtime.done.wait()
+        return ShutdownResult(outcome, runtime.state, time.monotonic() - began, runtime.failure)
 
     @property
     def exception(self) -> BaseException | None:

@@ -27,11 +27,13 @@ flow and is raised from the ``async with`` as the original exception.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ... import lowlevel
+from ..._flowstate import FlowState
 from ..._stage import Stage
 from ..._stream import EventStream, stream
 from ._graph import Graph
@@ -85,9 +87,18 @@ class Runtime:
         self._live = 0  # flow stages (and the drain) still running
         self._consumers_live = 0  # owned consumers still running
         self.done = anyio.Event()
-        #: The exception the flow failed with, once it was raised.
+        #: The exception the flow failed with: the failing stage's as soon as it
+        #: fails, then the one raised to the caller.
         self.failure: BaseException | None = None
         self.closed = False
+        #: Where the flow is in its life (see :class:`~flowstage.FlowState`).
+        self.state = FlowState.STARTING
+        #: ``time.monotonic()`` when the flow was opened, and when it ended.
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._stop_requested = False
+        #: The fan-out of a published flow's output (None when not published).
+        self.hub: Any = None
 
     # -- what stages call -------------------------------------------------------------------
 
@@ -133,7 +144,21 @@ class Runtime:
 
     # -- lifetime ---------------------------------------------------------------------------------
 
+    def end(self, state: FlowState) -> None:
+        """Record how the flow ended (the first end counts)."""
+        if not self.state.ended:
+            self.state = state
+            self.ended_at = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds since the flow was opened (until it ended)."""
+        if self.started_at is None:
+            return 0.0
+        end = self.ended_at if self.ended_at is not None else time.monotonic()
+        return end - self.started_at
+
     async def open(self) -> None:
+        self.started_at = time.monotonic()
         self.pending = self.graph.expected
         outer = await self._scope.enter()
         try:
@@ -152,6 +177,8 @@ class Runtime:
         except BaseException as exc:
             await self.close(exc, exc)
             raise
+        if self.state is FlowState.STARTING:
+            self.state = FlowState.RUNNING
 
     async def _supervise(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -175,8 +202,18 @@ class Runtime:
                     if self.pending <= 0:
                         self.release()
                     task_status.started()
+        except BaseException as exc:
+            failure = first_failure(exc)
+            if failure is not None:
+                # Seen at once (state, health checks), before the caller's block
+                # is cancelled and the failure raised from it.
+                self.failure = failure
+                self.end(FlowState.FAILED)
+                self.done.set()
+            raise
         finally:
             self.inner = None
+        self.end(self._ending())
         self.done.set()  # finished, or stopped with stop()
 
     def _one_done(self) -> None:
@@ -214,9 +251,33 @@ class Runtime:
         finally:
             self._one_done()
 
+    def _ending(self) -> FlowState:
+        if self.failure is not None:
+            return FlowState.FAILED
+        return FlowState.STOPPED if self._stop_requested else FlowState.DONE
+
+    def _cut_short(self) -> None:
+        """Note that the flow is being stopped before it finished by itself."""
+        if self.state.ended:
+            return
+        stages = (*self.graph.tracked, *self.owned_consumers)
+        if not all(lowlevel.is_terminated(stage) for stage in stages):
+            self._stop_requested = True
+
     def stop(self) -> None:
+        self._cut_short()
         if self._stage_scope is not None:
             self._stage_scope.cancel()
+
+    def close_sources(self) -> None:
+        """Tell every source the flow owns to finish: each sends what it has
+        already emitted, then ends as if its input had ended, so the layers flush
+        their windows and the flow finishes by itself."""
+        if self.state in (FlowState.STARTING, FlowState.RUNNING):
+            self.state = FlowState.DRAINING
+        for stage in self.graph.sources:
+            if not lowlevel.is_terminated(stage):
+                stage.finish()
 
     async def close(self, exc: BaseException | None, original: BaseException | None) -> bool:
         """Stop everything and exit the task group; raise the flow's failure.
@@ -225,6 +286,7 @@ class Runtime:
         ``async with`` received). Returns True to suppress ``original``.
         """
         self.closed = True
+        self._cut_short()
         if self._stage_scope is not None:
             self._stage_scope.cancel()
         try:
@@ -238,9 +300,22 @@ class Runtime:
                 self.failure = raised
             raise
         finally:
+            self.end(self._ending())
             self.done.set()
         if exc is None or suppressed:
             return original is not None
         if exc is original:
             return False
         raise exc
+
+
+def first_failure(exc: BaseException) -> BaseException | None:
+    """The first exception in ``exc`` that is not a cancellation (None if none)."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_failure(inner)
+            if found is not None:
+                return found
+        return None
+    return None if isinstance(exc, cancelled) else exc

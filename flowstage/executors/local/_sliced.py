@@ -17,20 +17,24 @@ chunk are returned without any task switch.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
 from ... import lowlevel
+from ..._flowstate import FlowState
 from ..._stream import EventSink
 from ._graph import Graph
-from ._runtime import Runtime
+from ._runtime import Runtime, first_failure
+from ._statistics import snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..._stage import Stage
     from ...plan import Bindings, Plan
+    from ...statistics import FlowStatistics
 
 T = TypeVar("T")
 
@@ -61,6 +65,20 @@ class SlicedFlowIterator(Generic[T]):
 
     def __aiter__(self) -> SlicedFlowIterator[T]:
         return self
+
+    @property
+    def state(self) -> FlowState:
+        """Where the flow is in its life (``STARTING`` until the first
+        ``__anext__``)."""
+        return self._runtime.state if self._runtime is not None else FlowState.STARTING
+
+    def statistics(self) -> FlowStatistics:
+        """A snapshot of the flow's counters, grouped by layer. Between two events
+        nothing runs, so the counters are those of the last slice."""
+        if self._runtime is None:
+            self._setup()
+        assert self._runtime is not None
+        return snapshot(self._runtime)
 
     async def __anext__(self) -> T:
         index = self._index
@@ -100,6 +118,8 @@ class SlicedFlowIterator(Generic[T]):
         self._closed = True
         self._chunk = []
         self._index = 0
+        if self._runtime is not None:
+            self._runtime.end(FlowState.STOPPED)
         for stage in self._stages:
             if not lowlevel.is_terminated(stage):
                 await lowlevel.close_source(stage)
@@ -109,6 +129,8 @@ class SlicedFlowIterator(Generic[T]):
 
     def _setup(self) -> None:
         runtime = self._runtime = Runtime(self._plan, self._bindings, graph=self._graph)
+        runtime.started_at = time.monotonic()
+        runtime.state = FlowState.RUNNING
         subs = runtime.output_subscriptions()
         runtime.pending = runtime.graph.expected
         # The sink is its own owner: nothing of the flow refers back to the iterator,
@@ -173,6 +195,10 @@ class SlicedFlowIterator(Generic[T]):
             # elsewhere must not outlive the loop: close both (shielded).
             self._finished = True
             self._closed = True
+            failure = first_failure(exc)
+            if failure is not None:
+                runtime.failure = failure
+            runtime.end(FlowState.FAILED if failure is not None else FlowState.STOPPED)
             await self._close_sources()
             with anyio.CancelScope(shield=True):
                 await runtime.graph.aclose()
@@ -182,6 +208,7 @@ class SlicedFlowIterator(Generic[T]):
         finally:
             runtime.inner = None
         if result is None:
+            runtime.end(FlowState.DONE)
             self._closed = True
             with anyio.CancelScope(shield=True):
                 await runtime.graph.aclose()
