@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 
+_STAGE_FIELDS = tuple(f.name for f in dataclasses.fields(StageStatistics))
+
+
 @dataclass(frozen=True, slots=True)
 class LayerStatistics:
     """The stages of one layer of a flow.
@@ -105,7 +108,7 @@ class LayerStatistics:
             "buffered": self.buffered,
             "buffer_size": self.buffer_size,
             "demand_outstanding": self.demand_outstanding,
-            "stages": [dataclasses.asdict(s) for s in self.stages],
+            "stages": [{name: getattr(s, name) for name in _STAGE_FIELDS} for s in self.stages],
         }
 
 
