@@ -38,7 +38,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from ..statistics import StatisticsSource
+    from ..statistics import HasStatistics
 
 __all__ = ("CONTENT_SECURITY_POLICY", "page", "statistics_feed")
 
@@ -119,7 +119,7 @@ def _encode(data: dict[str, Any]) -> str:
         return json.dumps(_finite(data), separators=(",", ":"), allow_nan=False)
 
 
-def statistics_feed(source: StatisticsSource, interval: float = 1.0) -> AsyncIterator[str]:
+def statistics_feed(source: HasStatistics, interval: float = 1.0) -> AsyncIterator[str]:
     """The dashboard's feed: ``FlowStatistics.to_dict()`` of ``source`` as JSON.
 
     ``source`` is what ``flowstage.statistics.watch_statistics`` takes (a running
@@ -143,7 +143,7 @@ def statistics_feed(source: StatisticsSource, interval: float = 1.0) -> AsyncIte
     return _feed(source, float(interval))
 
 
-async def _feed(source: StatisticsSource, interval: float) -> AsyncIterator[str]:
+async def _feed(source: HasStatistics, interval: float) -> AsyncIterator[str]:
     from ..statistics import watch_statistics
 
     async for snapshot in watch_statistics(source, interval):
