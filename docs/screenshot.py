@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ LINES = (
 )
 
 
-def lines() -> Iterator[str]:
+def lines() -> itertools.cycle[str]:
     return itertools.cycle(LINES)
 
 

@@ -17,6 +17,7 @@ PUBLIC_MODULES = (
     "flowstage",
     "flowstage.connectors",
     "flowstage.connectors.redis",
+    "flowstage.dashboard.web",
     "flowstage.dispatchers",
     "flowstage.executors",
     "flowstage.executors.process",

@@ -33,11 +33,12 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import AsyncIterator
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from ..statistics import HasStatistics
 
 __all__ = ("CONTENT_SECURITY_POLICY", "page", "statistics_feed")
@@ -122,13 +123,14 @@ def _encode(data: dict[str, Any]) -> str:
 def statistics_feed(source: HasStatistics, interval: float = 1.0) -> AsyncIterator[str]:
     """The dashboard's feed: ``FlowStatistics.to_dict()`` of ``source`` as JSON.
 
-    ``source`` is what ``flowstage.statistics.watch_statistics`` takes (a running
-    flow, a ``stream()`` iterator: anything with ``statistics()`` and ``done``).
-    Yields a snapshot at once, then one every ``interval`` seconds, and a last one
-    once the flow has ended, then ends. Each string is one line of strict JSON
-    (no newline, no ``NaN``: a non-finite number is sent as ``null``), ready for
-    one SSE ``data:`` line. Raises ``ValueError`` at the call for an ``interval``
-    that is not a positive finite number of seconds.
+    ``source`` is what ``flowstage.statistics.watch_statistics`` takes: any flow
+    handle (a running flow, a ``stream()`` or ``async for`` iterator). Yields a
+    snapshot at once, then one every ``interval`` seconds, and a last one once the
+    flow has ended, then ends; leaving it early does not touch the flow. Each
+    string is one line of strict JSON (no newline, no ``NaN``: a non-finite
+    number is sent as ``null``), ready for one SSE ``data:`` line. Raises
+    ``ValueError`` at the call for an ``interval`` that is not a positive finite
+    number of seconds.
     """
     if (
         isinstance(interval, bool)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import math
 import re
+from contextlib import aclosing
 from html.parser import HTMLParser
+from typing import Any
 
+import anyio
 import pytest
 
+from flowstage import Flow, FlowState
 from flowstage.dashboard import web
+from flowstage.statistics import FlowStatistics
 
 
 class Parsed(HTMLParser):
@@ -94,3 +101,50 @@ def test_the_script_renders_values_as_text_only() -> None:
 def test_the_feed_rejects_an_interval_that_is_not_a_positive_number(interval: object) -> None:
     with pytest.raises(ValueError, match=r"statistics_feed: interval must be a positive"):
         web.statistics_feed(object(), interval)  # type: ignore[arg-type]
+
+
+def double(n: int) -> int:
+    return 2 * n
+
+
+def strict(line: str) -> Any:
+    """``line`` parsed as strict JSON (``NaN``, ``Infinity`` refused)."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.anyio
+async def test_the_feed_is_the_flows_statistics_as_json_lines_until_it_ends() -> None:
+    send, receive = anyio.create_memory_object_stream[int](100)
+    flow = Flow.from_async_iterable(receive).map(double)
+    async with flow.start() as running:
+        async with aclosing(web.statistics_feed(running, interval=0.01)) as feed:
+            lines = [await anext(feed)]  # at once, while the flow runs
+            for n in range(10):
+                await send.send(n)
+            send.close()
+            lines += [line async for line in feed]
+        final = running.statistics()
+    assert all("\n" not in line and "\r" not in line for line in lines)
+    snapshots = [strict(line) for line in lines]
+    labels = [layer.label for layer in final.layers]
+    assert all([layer["label"] for layer in s["layers"]] == labels for s in snapshots)
+    assert all(s["state"] in {state.value for state in FlowState} for s in snapshots)
+    assert [s["state"] for s in snapshots].count("done") == 1
+    assert snapshots[-1] == json.loads(json.dumps(final.to_dict()))
+    assert snapshots[-1]["events_in"] == 10
+
+
+@pytest.mark.anyio
+async def test_the_feed_sends_a_number_json_cannot_hold_as_null() -> None:
+    class Source:
+        def statistics(self) -> FlowStatistics:
+            return FlowStatistics(FlowState.DONE, math.nan, (), 0, 0, 0)
+
+    async with aclosing(web.statistics_feed(Source(), interval=1)) as feed:
+        lines = [line async for line in feed]
+    assert len(lines) == 1
+    assert strict(lines[0])["elapsed"] is None

@@ -14,7 +14,7 @@ from flowstage import Flow
 from flowstage.dashboard.web import statistics_feed
 
 from .harness import serve, wait_for
-from .test_web_page import MARKUP, in_thread, texts
+from .test_web_page import MARKUP, count, in_thread, texts
 
 pytestmark = pytest.mark.anyio
 
@@ -105,9 +105,7 @@ async def test_markup_in_a_stage_name_and_in_events_runs_nothing(browser: Any) -
             source = "tr.layer[data-layer='0'] td[data-field=events_out]"
             await until(browser, lambda d: values(d, source) == [20])
             assert browser.execute_script("return window.__pwned") is None
-            assert browser.execute_script(
-                "return document.querySelectorAll('img, iframe, object, embed').length"
-            ) == 0
+            assert count(browser, "img, iframe, object, embed") == 0
             assert browser.execute_script("return document.scripts.length") == 1
             send.close()
             await running.wait()
