@@ -37,7 +37,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from ..statistics import HasStatistics
 
@@ -120,13 +120,14 @@ def _encode(data: dict[str, Any]) -> str:
         return json.dumps(_finite(data), separators=(",", ":"), allow_nan=False)
 
 
-def statistics_feed(source: HasStatistics, interval: float = 1.0) -> AsyncIterator[str]:
+def statistics_feed(source: HasStatistics, interval: float = 1.0) -> AsyncGenerator[str, None]:
     """The dashboard's feed: ``FlowStatistics.to_dict()`` of ``source`` as JSON.
 
     ``source`` is what ``flowstage.statistics.watch_statistics`` takes: any flow
     handle (a running flow, a ``stream()`` or ``async for`` iterator). Yields a
     snapshot at once, then one every ``interval`` seconds, and a last one once the
-    flow has ended, then ends; leaving it early does not touch the flow. Each
+    flow has ended, then ends; leaving it early (``aclose()``, or
+    ``contextlib.aclosing`` around it) does not touch the flow. Each
     string is one line of strict JSON (no newline, no ``NaN``: a non-finite
     number is sent as ``null``), ready for one SSE ``data:`` line. Raises
     ``ValueError`` at the call for an ``interval`` that is not a positive finite
@@ -145,7 +146,7 @@ def statistics_feed(source: HasStatistics, interval: float = 1.0) -> AsyncIterat
     return _feed(source, float(interval))
 
 
-async def _feed(source: HasStatistics, interval: float) -> AsyncIterator[str]:
+async def _feed(source: HasStatistics, interval: float) -> AsyncGenerator[str, None]:
     from ..statistics import watch_statistics
 
     async for snapshot in watch_statistics(source, interval):
