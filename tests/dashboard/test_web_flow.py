@@ -12,6 +12,7 @@ import pytest
 import flowstage
 from flowstage import Flow
 from flowstage.dashboard.web import statistics_feed
+from flowstage.executors.process import ProcessExecutor
 
 from .harness import serve, wait_for
 from .test_web_page import MARKUP, count, in_thread, texts
@@ -46,13 +47,16 @@ def ended(driver: Any) -> bool:
     return texts(driver, "#state") == ["done"] and texts(driver, "#connection") == ["flow ended"]
 
 
+@pytest.mark.parametrize("executor", ["local", "process"])
 async def test_the_page_shows_every_layer_and_its_numbers_follow_the_events(
-    browser: Any,
+    browser: Any, executor: str
 ) -> None:
+    """The process executor's workers report their counters about twice a second:
+    the page follows them too."""
     send, receive = anyio.create_memory_object_stream[int](100)
     flow = Flow.from_async_iterable(receive).map(double).partition(stages=2).map(str)
     async with (
-        flow.start() as running,
+        flow.start(executor=ProcessExecutor(2) if executor == "process" else None) as running,
         serve(lambda: statistics_feed(running, interval=INTERVAL)) as url,
     ):
         layers = running.statistics().layers
