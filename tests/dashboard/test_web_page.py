@@ -70,10 +70,10 @@ def snapshot(label: str, name: str, kind: str, state: str, events: int) -> dict[
     }
 
 
-def fixed_feed(*snapshots: dict[str, Any]) -> Any:
+def fixed_feed(*snapshots: dict[str, Any], encode: Any = json.dumps) -> Any:
     async def feed() -> AsyncIterator[str]:
         for item in snapshots:
-            yield json.dumps(item)
+            yield encode(item)
         await anyio.sleep_forever()  # a live feed stays open
 
     return feed
@@ -151,3 +151,13 @@ async def test_the_policy_forbids_html_sinks_and_foreign_scripts(browser: Any) -
         )
         assert outcome == "TypeError"
         assert browser.execute_script("return window.__pwned") is None
+
+
+async def test_a_feed_encoded_twice_is_read_too(browser: Any) -> None:
+    """Some SSE helpers JSON-encode what they are given: the page reads the string."""
+    data = snapshot(label="layer", name="stage", kind="producer", state="running", events=3)
+    twice = fixed_feed(data, encode=lambda item: json.dumps(json.dumps(item)))
+    async with serve(twice) as url:
+        await in_thread(browser.get, url)
+        await in_thread(wait_for, browser, stage_rows)
+        assert texts(browser, "tr.stage td[data-field=name]") == ["stage", "stage#2"]
