@@ -17,7 +17,6 @@ PUBLIC_MODULES = (
     "flowstage",
     "flowstage.connectors",
     "flowstage.connectors.redis",
-    "flowstage.dashboard.web",
     "flowstage.dispatchers",
     "flowstage.executors",
     "flowstage.executors.process",
@@ -28,6 +27,7 @@ PUBLIC_MODULES = (
     "flowstage.plan",
     "flowstage.program",
     "flowstage.testing",
+    "flowstage.dashboard.web",
 )
 
 
