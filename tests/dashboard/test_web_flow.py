@@ -115,3 +115,29 @@ async def test_markup_in_a_stage_name_and_in_events_runs_nothing(browser: Any) -
             await running.wait()
             await until(browser, ended)
             assert browser.execute_script("return window.__pwned") is None
+
+
+def fail_on_three(n: int) -> int:
+    if n == 3:
+        raise ValueError("three")
+    return n
+
+
+async def test_the_page_shows_that_a_flow_failed(browser: Any) -> None:
+    send, receive = anyio.create_memory_object_stream[int](100)
+    flow = Flow.from_async_iterable(receive).map(fail_on_three)
+    handles: list[Any] = []
+    # The server outlives the flow, whose failure ends the block it runs in.
+    async with serve(lambda: statistics_feed(handles[0], interval=INTERVAL)) as url:
+        with pytest.raises(ValueError, match="three"):
+            async with flow.start() as running:
+                handles.append(running)
+                await in_thread(browser.get, url)
+                await until(browser, lambda d: texts(d, "#state") == ["running"])
+                for n in range(5):
+                    await send.send(n)
+                await running.wait()
+        send.close()
+        await until(browser, lambda d: texts(d, "#state") == ["failed"])
+        assert texts(browser, "#connection") == ["flow ended"]
+        assert "state-failed" in browser.find_element("id", "state").get_attribute("class")
