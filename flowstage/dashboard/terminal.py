@@ -1,8 +1,8 @@
 """A terminal dashboard of a running flow (``pip install 'flowstage[dashboard]'``).
 
 :func:`show_dashboard` draws a table of the flow's layers and their stages with
-`rich <https://rich.readthedocs.io>`_ and updates it in place, every ``interval``
-seconds, until the flow ends (or for ``seconds``)::
+rich and updates it in place, every ``interval`` seconds, until the flow ends (or
+for ``seconds``)::
 
     async with flow.stream() as events, anyio.create_task_group() as tg:
         tg.start_soon(show_dashboard, events)
