@@ -23,8 +23,8 @@ Guarantees:
 * rich is imported only by :func:`render` and :func:`show_dashboard`; without it
   they raise ``ImportError`` naming ``pip install 'flowstage[dashboard]'``;
 * on a console that is not a terminal (a pipe, a CI log) :func:`show_dashboard`
-  prints one summary line per interval and the table once at the end, instead of
-  redrawing.
+  prints one summary line per interval and the table once at the end instead of
+  redrawing (on a console of its own, 132 columns wide at least).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ __all__ = ("DashboardRow", "dashboard_rows", "render", "show_dashboard", "summar
 
 _INSTALL = "pip install 'flowstage[dashboard]'"
 _ENDED = frozenset({"done", "stopped", "failed"})
+_LOG_WIDTH = 132
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,8 @@ async def show_dashboard(
     from rich.live import Live
 
     out = console if console is not None else Console()
+    if console is None and not out.is_terminal:
+        out = Console(width=max(out.width, _LOG_WIDTH))  # a log is not cut at 80 columns
     start = anyio.current_time()
     previous: FlowStatistics | None = None
     current = source.statistics()
@@ -276,7 +279,7 @@ async def show_dashboard(
         while True:
             if live is not None:
                 live.update(render(previous, current, stage_rows=stage_rows), refresh=True)
-            else:
+            elif _state(current) not in _ENDED:  # the table's title says the last one
                 out.print(summary_line(previous, current), markup=False, highlight=False)
             if _state(current) in _ENDED:
                 break

@@ -8,10 +8,11 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from rich.console import Console
 
-from flowstage import StageStatistics
+from flowstage import Flow, StageStatistics
 from flowstage.dashboard.terminal import (
     DashboardRow,
     dashboard_rows,
@@ -237,7 +238,8 @@ async def test_show_dashboard_prints_lines_then_the_table_when_not_a_terminal() 
     lines = text.splitlines()
     assert lines[0].startswith("running 1.0s")
     assert lines[1].startswith("running 3.0s")
-    assert lines[2].startswith("done 4.0s")
+    assert lines[2].startswith("done 4.0s")  # the title of the table printed at the end
+    assert sum(line.startswith(("running", "done")) for line in lines) == 3
     assert "1 partition(2) → reduce (2 stages)" in text
 
 
@@ -279,3 +281,50 @@ async def test_show_dashboard_rejects_bad_options(options: dict[str, Any], messa
     before, _after = two_snapshots()
     with pytest.raises(ValueError, match=message):
         await show_dashboard(Replay([before]), **options)
+
+
+def count_words(acc: dict[str, int], word: str) -> dict[str, int]:
+    acc[word] = acc.get(word, 0) + 1
+    return acc
+
+
+def word_flow() -> Flow[tuple[str, int]]:
+    lines = [f"w{i % 7} w{i % 3} w{i % 5}" for i in range(2_000)]
+    return (
+        Flow.from_iterable(lines, stages=1)
+        .flat_map(str.split)
+        .partition(stages=2)
+        .reduce(dict, count_words)
+    )
+
+
+@pytest.mark.anyio
+async def test_show_dashboard_beside_a_streamed_flow() -> None:
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
+    shown: list[FlowStatistics] = []
+
+    async def dashboard(source: Any) -> None:
+        shown.append(await show_dashboard(source, interval=0.01, console=console))
+
+    async with word_flow().stream() as pairs, anyio.create_task_group() as tg:
+        tg.start_soon(dashboard, pairs)
+        counts = dict([pair async for pair in pairs])
+    assert sum(counts.values()) == 6_000
+    (last,) = shown
+    assert str(last.state) == "done"
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    for layer in last.layers:
+        assert f"{layer.index} {layer.label}" in text
+    assert f"{last.events_in:,}" in text
+
+
+@pytest.mark.anyio
+async def test_show_dashboard_of_a_running_flow() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=200)
+    flow = word_flow().emit("nothing")
+    async with flow.start() as running:
+        last = await show_dashboard(running, interval=0.01, console=console)
+        await running.wait()
+    assert str(last.state) == "done"
+    assert str(running.statistics().state) == "done"
+    assert "partition(2)" in console.file.getvalue()  # type: ignore[attr-defined]
