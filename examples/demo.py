@@ -49,6 +49,12 @@ def main() -> None:
     size = sum(os.path.getsize(f) for f in files)
     print(f"== 1. Word count over {len(files)} standard library files ({size / 1e6:.1f} MB) ==")
     word_count.main(files)
+    print(
+        f"{'':10s} (the process executor adds cores, but every word also crosses from the "
+        "worker that split it to the one that counts it:\n"
+        f"{'':10s}  it gains most when each event carries more work than that; figures in "
+        "docs/benchmarks.md)"
+    )
     print()
     print("== 2. Stages: producer -> producer-consumer -> consumer ==")
     stages_demo.main()

@@ -72,7 +72,7 @@ async def run(seconds: float = 5.0, rate: int = 2_000, window_ms: int = 1_000) -
         "(the dashboard below updates in place):"
     )
     async with flow.stream() as windows, anyio.create_task_group() as tg:
-        tg.start_soon(lambda: show_dashboard(windows, interval=0.25))
+        tg.start_soon(lambda: show_dashboard(windows, interval=0.5))
         async for window, counts in windows:
             total = sum(counts.values())
             counted += total
