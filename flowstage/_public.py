@@ -17,6 +17,8 @@ PUBLIC_MODULES: Final = frozenset(
         "flowstage",
         "flowstage.connectors",
         "flowstage.connectors.redis",
+        "flowstage.dashboard",
+        "flowstage.dashboard.terminal",
         "flowstage.dispatchers",
         "flowstage.executors",
         "flowstage.executors.process",
