@@ -328,3 +328,17 @@ async def test_show_dashboard_of_a_running_flow() -> None:
     assert str(last.state) == "done"
     assert str(running.statistics().state) == "done"
     assert "partition(2)" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_show_dashboard_ends_when_the_flow_fails() -> None:
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
+    flow = Flow.from_iterable(range(100), stages=1).map(lambda x: 1 // (x - 50))
+    shown: list[FlowStatistics] = []
+    with pytest.raises(ZeroDivisionError):
+        async with flow.start() as running:
+            shown.append(await show_dashboard(running, interval=0.01, console=console))
+    # The failure cancels the block, or the dashboard saw it first and returned: it
+    # never hangs, and never reports the flow as anything but failed.
+    assert [str(s.state) for s in shown] in ([], ["failed"])
+    assert str(running.statistics().state) == "failed"
