@@ -64,9 +64,7 @@ async def per_second_averages(events: Iterable[Reading]) -> list[Any]:
     window = Window.fixed(1, "second", timestamp).allowed_lateness(1, "second")
     flow = (
         Flow.from_iterable(events, stages=1, max_demand=10)
-        .map(lambda r: r)
         .partition(stages=3, key=lambda r: r[1], window=window, max_demand=10)
-        .map(lambda r: r)
         .reduce(dict, add_reading)
         .on_trigger(averages)
     )
