@@ -321,7 +321,11 @@ def document_module(module: ModuleType, documented: set[str]) -> list[str]:
             target = f"{home}.{getattr(value, '__name__', attr)}"
             reexports.append(f"[`{attr}`](#{anchor(target)})")
             continue
-        if inspect.isclass(value):
+        if inspect.ismodule(value):
+            out.append(
+                f"### `{qualname}`\n\nThe module [`{value.__name__}`](#{anchor(value.__name__)}).\n"
+            )
+        elif inspect.isclass(value):
             out.extend(document_class(value, qualname))
         elif inspect.isfunction(value) or inspect.isroutine(value):
             out.extend(document_function(value, qualname))
