@@ -10,42 +10,54 @@ for ``seconds``)::
             ...
 
 Per layer (and per stage, under it): events in and out, throughput between two
-snapshots, outstanding demand, buffer fill, busy % and discards; above the table,
-the flow's state, age and totals.
+snapshots, outstanding demand, buffer fill (yellow from half full, red from 90 %),
+busy % and discards, and each layer's recent throughput as a sparkline; above the
+table, the flow's state, age and totals.
 
 Guarantees:
 
 * it only reads :class:`~flowstage.statistics.FlowStatistics` snapshots: event
   contents are never shown, and stage and layer labels are shown as plain text
   (never parsed as rich markup);
-* :func:`dashboard_rows` and :func:`summary_line` are pure functions of two
-  snapshots (no terminal, no rich): what the table shows, as plain data;
+* :func:`dashboard_rows`, :func:`summary_line` and :func:`sparkline` are pure
+  functions (no terminal, no rich): what the table shows, as plain data;
 * rich is imported only by :func:`render` and :func:`show_dashboard`; without it
   they raise ``ImportError`` naming ``pip install 'flowstage[dashboard]'``;
 * on a console that is not a terminal (a pipe, a CI log) :func:`show_dashboard`
   prints one summary line per interval and the table once at the end instead of
-  redrawing (on a console of its own, 132 columns wide at least).
+  redrawing (on a console of its own, 160 columns wide at least).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from rich.console import Console
     from rich.table import Table
 
     from ..statistics import FlowStatistics, HasStatistics, LayerStatistics
     from ..statistics import StageStatistics as _Stage
 
-__all__ = ("DashboardRow", "dashboard_rows", "render", "show_dashboard", "summary_line")
+__all__ = (
+    "DashboardRow",
+    "dashboard_rows",
+    "render",
+    "show_dashboard",
+    "sparkline",
+    "summary_line",
+)
 
 _INSTALL = "pip install 'flowstage[dashboard]'"
 _ENDED = frozenset({"done", "stopped", "failed"})
-_LOG_WIDTH = 132
+_LOG_WIDTH = 160
+_TREND = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,12 @@ class DashboardRow:
     def buffer_fill(self) -> float | None:
         """``buffered / buffer_size`` (0.0 to 1.0), or ``None`` without a buffer."""
         return self.buffered / self.buffer_size if self.buffer_size else None
+
+    @property
+    def throughput(self) -> float:
+        """Events per second through the row: received, or emitted for a row that
+        receives nothing (the sources)."""
+        return self.rate_in if self.events_in else self.rate_out
 
 
 def _interval(previous: FlowStatistics | None, current: FlowStatistics) -> float:
@@ -181,6 +199,19 @@ def summary_line(previous: FlowStatistics | None, current: FlowStatistics) -> st
     return " | ".join(parts)
 
 
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 16) -> str:
+    """The last ``width`` of ``values`` as a line of block characters, scaled to
+    their maximum (all zero: the lowest block). Pure."""
+    shown = [max(0.0, v) for v in list(values)[-width:]] if width > 0 else []
+    top = max(shown, default=0.0)
+    if top <= 0:
+        return _BARS[0] * len(shown)
+    return "".join(_BARS[min(len(_BARS) - 1, int(v / top * (len(_BARS) - 1) + 0.5))] for v in shown)
+
+
 def _require_rich() -> None:
     try:
         import rich  # noqa: F401
@@ -190,18 +221,28 @@ def _require_rich() -> None:
         ) from exc
 
 
-def _fill(row: DashboardRow) -> str:
-    if row.buffer_fill is None:
-        return "-"
-    return f"{row.buffered:,}/{row.buffer_size:,} ({row.buffer_fill:.0%})"
+def _fill(row: DashboardRow) -> tuple[str, str]:
+    """The buffer cell and its style: yellow from half full, red from 90 %
+    (where back-pressure starts, or events are dropped)."""
+    fill = row.buffer_fill
+    if fill is None:
+        return "-", ""
+    style = "bold red" if fill >= 0.9 else "yellow" if fill >= 0.5 else ""
+    return f"{row.buffered:,}/{row.buffer_size:,} ({fill:.0%})", style
 
 
 def render(
-    previous: FlowStatistics | None, current: FlowStatistics, *, stage_rows: int = 8
+    previous: FlowStatistics | None,
+    current: FlowStatistics,
+    *,
+    stage_rows: int = 8,
+    history: Mapping[int, Sequence[float]] | None = None,
 ) -> Table:
     """The dashboard as a rich ``Table`` (the :func:`summary_line` as its title,
-    the :func:`dashboard_rows` as its rows). Every label is a ``rich.text.Text``,
-    so a ``[bold]`` in a stage name is shown as it is, never interpreted."""
+    the :func:`dashboard_rows` as its rows). ``history`` maps a layer's index to
+    its recent throughputs (oldest first), drawn as a :func:`sparkline` in a
+    ``trend`` column when given. Every label is a ``rich.text.Text``, so a
+    ``[bold]`` in a stage name is shown as it is, never interpreted."""
     _require_rich()
     from rich.table import Table
     from rich.text import Text
@@ -211,6 +252,8 @@ def render(
         table.add_column(header, justify="left" if header == "layer / stage" else "right")
     table.add_column("busy", justify="right")
     table.add_column("discarded", justify="right")
+    if history is not None:
+        table.add_column("trend", justify="left")
     for row in dashboard_rows(previous, current, stage_rows=stage_rows):
         if row.stage is None:
             name = Text(f"{row.layer} {row.label}", style="bold")
@@ -218,18 +261,30 @@ def render(
                 name.append(f" ({row.stages} stages)", style="dim")
         else:
             name = Text(f"   {row.stage}", style="dim")
-        table.add_row(
+        cells: list[str | Text] = [
             name,
             f"{row.events_in:,}",
             f"{row.events_out:,}",
             f"{row.rate_in:,.0f}",
             f"{row.rate_out:,.0f}",
             f"{row.demand_outstanding:,}",
-            _fill(row),
+            Text(*_fill(row)),
             f"{row.busy_percent:.0f}%",
             Text(f"{row.discarded:,}", style="red" if row.discarded else ""),
-        )
+        ]
+        if history is not None:
+            trend = history.get(row.layer, ()) if row.stage is None else ()
+            cells.append(Text(sparkline(trend), style="cyan"))
+        table.add_row(*cells)
     return table
+
+
+def _remember(
+    history: dict[int, deque[float]], previous: FlowStatistics | None, current: FlowStatistics
+) -> None:
+    """Append each layer's throughput since ``previous`` to its history."""
+    for row in dashboard_rows(previous, current, stage_rows=0):
+        history.setdefault(row.layer, deque(maxlen=_TREND)).append(row.throughput)
 
 
 async def show_dashboard(
@@ -271,14 +326,17 @@ async def show_dashboard(
     start = anyio.current_time()
     previous: FlowStatistics | None = None
     current = source.statistics()
+    history: dict[int, deque[float]] = {}
     live: Live | None = None
     if out.is_terminal:
         live = Live(console=out, auto_refresh=False, transient=False)
         live.start()
     try:
         while True:
+            _remember(history, previous, current)
             if live is not None:
-                live.update(render(previous, current, stage_rows=stage_rows), refresh=True)
+                table = render(previous, current, stage_rows=stage_rows, history=history)
+                live.update(table, refresh=True)
             elif _state(current) not in _ENDED:  # the table's title says the last one
                 out.print(summary_line(previous, current), markup=False, highlight=False)
             if _state(current) in _ENDED:
@@ -293,5 +351,5 @@ async def show_dashboard(
         if live is not None:
             live.stop()
     if live is None:
-        out.print(render(previous, current, stage_rows=stage_rows))
+        out.print(render(previous, current, stage_rows=stage_rows, history=history))
     return current

@@ -18,6 +18,7 @@ from flowstage.dashboard.terminal import (
     dashboard_rows,
     render,
     show_dashboard,
+    sparkline,
     summary_line,
 )
 from flowstage.statistics import FlowState, FlowStatistics, LayerStatistics
@@ -157,6 +158,23 @@ def test_a_snapshot_taken_at_the_same_instant_gives_zero_rates() -> None:
     assert all(r.rate_in == r.rate_out == 0.0 for r in dashboard_rows(after, after))
 
 
+def test_throughput_is_what_a_row_receives_or_else_what_it_emits() -> None:
+    before, after = two_snapshots()
+    rows = by_key(dashboard_rows(before, after))
+    assert rows[0, None].throughput == rows[0, None].rate_out  # the source receives nothing
+    assert rows[1, None].throughput == rows[1, None].rate_in
+
+
+def test_sparkline_scales_to_the_largest_value() -> None:
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([10, 10, 5]) == "██▅"
+    assert sparkline([0.0, 0.0]) == "▁▁"
+    assert sparkline([]) == ""
+    assert sparkline(range(100), width=4) == sparkline([96, 97, 98, 99]) == "████"
+    assert len(sparkline(range(100))) == 16
+    assert sparkline([-5, 5]) == "▁█"  # a negative rate (a reset counter) counts as 0
+
+
 def test_summary_line() -> None:
     before, after = two_snapshots()
     line = summary_line(before, after)
@@ -185,6 +203,24 @@ def test_render_draws_every_row_into_a_plain_console() -> None:
         assert f"{row.events_in:,}" in text
     assert "250/1,000 (25%)" in text
     assert "2,000" in text  # out/s of the source
+
+
+def test_render_adds_a_trend_per_layer_and_colours_full_buffers() -> None:
+    before, after = two_snapshots()
+    full = snapshot(
+        3.0,
+        [
+            ("from_iterable", [stage("source", 0, 5_000, 1.0, buffered=950, buffer_size=1000)]),
+            ("map", [stage("m", 5_000, 5_000, 1.0)]),
+        ],
+    )
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="standard", width=200)
+    console.print(render(before, full, history={0: [1.0, 2.0, 4.0]}))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "trend" in text
+    assert "▃▅█" in text
+    assert "\x1b[1;31m950/1,000 (95%)" in text  # bold red: back-pressure or drops ahead
+    assert "trend" not in rendered(render(before, after))  # no history, no column
 
 
 def test_labels_are_shown_as_text_never_as_markup() -> None:
