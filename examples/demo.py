@@ -1,4 +1,4 @@
-"""The demo behind ``make demo`` (non-interactive, about 20 s on two cores).
+"""The demo behind ``make demo`` (non-interactive, under 30 s on two cores).
 
 1. Word count over part of the Python standard library's sources, four ways:
    eager, lazy, a concurrent flow on one event loop, and the same flow on the
