@@ -19,6 +19,7 @@ PUBLIC_MODULES: Final = frozenset(
         "flowstage.connectors.redis",
         "flowstage.dashboard",
         "flowstage.dashboard.terminal",
+        "flowstage.dashboard.web",
         "flowstage.dispatchers",
         "flowstage.executors",
         "flowstage.executors.process",
@@ -28,6 +29,7 @@ PUBLIC_MODULES: Final = frozenset(
         "flowstage.messages",
         "flowstage.plan",
         "flowstage.program",
+        "flowstage.statistics",
         "flowstage.testing",
     }
 )
