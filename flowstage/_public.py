@@ -25,6 +25,7 @@ PUBLIC_MODULES: Final = frozenset(
         "flowstage.executors.process",
         "flowstage.executors.ray",
         "flowstage.flow",
+        "flowstage.hooks",
         "flowstage.lowlevel",
         "flowstage.messages",
         "flowstage.plan",

@@ -16,7 +16,9 @@ Guarantees (GenStage's):
 * a producer-consumer handles inbound events only while downstream demand is
   positive, so it holds at most ``max_demand`` unprocessed events per subscription;
 * every buffer is bounded (``buffer_size``); discarded events are counted, logged
-  and reported to ``format_discarded``.
+  and reported to ``format_discarded``;
+* instruments (:mod:`flowstage.hooks`) hear when the stage starts, stops or fails
+  and when its buffer discards events.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar
 
 import anyio
 
+from . import hooks
 from ._buffer import Buffer
 from ._demand import DemandAccount
 from ._errors import StageExited, is_normal_reason, mark_failure
@@ -558,6 +561,8 @@ class Stage:
         try:
             if not self._booted:
                 self._booted = True
+                if hooks.active.on_stage_started:
+                    hooks.emit_stage_started(self.name, self.kind)
                 for producer, opts in self._initial_subscriptions:
                     self._connect(producer, opts)
             handled = 0
@@ -577,6 +582,8 @@ class Stage:
                 await self._handle(msg)
                 self._busy += clock() - t0
             await self._terminate(self._stop_reason)
+            if hooks.active.on_stage_stopped:
+                hooks.emit_stage_stopped(self.name, self.kind, self._stop_reason)
         except BaseException as exc:
             self._running = False
             self._terminated = True
@@ -591,6 +598,10 @@ class Stage:
                 if not getattr(exc, "_flowstage_noted", False):
                     exc.add_note(f"raised in flowstage stage {self.name!r}")
                     exc._flowstage_noted = True  # type: ignore[attr-defined]
+                if hooks.active.on_stage_failed:
+                    hooks.emit_stage_failed(self.name, self.kind, exc)
+            elif hooks.active.on_stage_stopped:
+                hooks.emit_stage_stopped(self.name, self.kind, "shutdown")
             raise
         reason = self._stop_reason
         if isinstance(reason, BaseException):
@@ -888,6 +899,8 @@ class Stage:
 
     def _record_discard(self, count: int) -> None:
         self._discarded += count
+        if hooks.active.on_events_discarded:
+            hooks.emit_discarded(self.name, count)
         if self.format_discarded(count):
             logger.warning(
                 "flowstage producer %s has discarded %d events from buffer", self.name, count

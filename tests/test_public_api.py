@@ -24,6 +24,7 @@ PUBLIC_MODULES = (
     "flowstage.executors.process",
     "flowstage.executors.ray",
     "flowstage.flow",
+    "flowstage.hooks",
     "flowstage.lowlevel",
     "flowstage.messages",
     "flowstage.plan",

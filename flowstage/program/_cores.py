@@ -9,6 +9,11 @@ departition layers.
 
 This module builds the closures a plan must not contain (``group_by``'s reducer),
 from the plan's operation records.
+
+Every trigger of every window reaches :meth:`BaseCore.trigger` (the wrapping cores
+pass it on), which reports it to :mod:`flowstage.hooks` once the emission has
+run: the programs' one side effect, a single attribute check when no instrument
+listens.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import itertools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import hooks
 from ..plan import (
     DepartitionSpec,
     DepartitionTag,
@@ -235,6 +241,7 @@ class BaseCore:
         self.ops = ops
         self.red = None if ops.reducer is None else as_reduce(ops.reducer, is_async)
         self.partition = (index, total)
+        self.layer_index = layer.index
         self.nsets = sum(isinstance(o, Uniq) for o in ops.mappers)
         self.tag = layer.output_tag
         self.pipeline = _sync_pipeline(ops)
@@ -362,7 +369,10 @@ class BaseCore:
         return (yield (self.p_reduce, events, acc))
 
     def trigger(self, acc: Any, info: Any) -> Gen:
-        return (yield (self.p_trigger, acc, info))
+        result = yield (self.p_trigger, acc, info)
+        if hooks.active.on_trigger_fired:
+            hooks.emit_trigger_fired(self.layer_index, self.partition[0], info)
+        return result
 
 
 class JoinCore:

@@ -2,7 +2,9 @@
 
 ``make_program(layer, index, total)`` returns a :class:`StageProgram`, a pure
 state machine (no clock, no I/O, no anyio, no ``await`` outside the ``a*``
-methods), so it runs in any process or actor. The executor owns one per stage and
+methods; its one side effect is reporting each trigger to the instruments of
+:mod:`flowstage.hooks` in the process that runs it), so it runs in any process or
+actor. The executor owns one per stage and
 calls, from the stage's single loop:
 
 * ``start(now)`` once, before anything else (``now`` from the executor's clock,

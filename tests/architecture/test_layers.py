@@ -105,6 +105,7 @@ def test_the_layers_are_where_the_docs_say() -> None:
     assert layer_of("flowstage") == "api"
     assert layer_of("flowstage.connectors.redis._source") == "connectors"
     assert layer_of("flowstage.messages") == "engine"
+    assert layer_of("flowstage.hooks") == "engine"
 
 
 def upward(here: str, imports: Iterator[tuple[int, str]]) -> list[str]:
