@@ -88,7 +88,7 @@ __all__ = (
     "remove_instrument",
 )
 
-logger = logging.getLogger("flowstage")
+_logger = logging.getLogger("flowstage")
 
 #: The hook methods an instrument may define, in the order the docs list them.
 EVENT_NAMES: Final[tuple[str, ...]] = (
@@ -347,9 +347,7 @@ def _overridden(instrument: Instrument) -> list[str]:
 def _rebuild() -> None:
     """Recompute :data:`active` from the registered instruments (under the lock)."""
     for name in EVENT_NAMES:
-        hooks = tuple(
-            _guarded(inst, name) for inst in _instruments if name in _overridden(inst)
-        )
+        hooks = tuple(_guarded(inst, name) for inst in _instruments if name in _overridden(inst))
         setattr(active, name, hooks)
 
 
@@ -363,7 +361,7 @@ def _guarded(instrument: Instrument, name: str) -> Callable[[Any], None]:
         except Exception:
             if key not in _failed:
                 _failed.add(key)
-                logger.exception(
+                _logger.exception(
                     "flowstage instrument %r raised in %s (logged once; the flow goes on)",
                     instrument,
                     name,
@@ -493,6 +491,8 @@ def emit_trigger_fired(layer: int, partition: int, info: tuple[str, Any, Any]) -
     hooks = active.on_trigger_fired
     if hooks:
         wtype, window, name = info
-        event = TriggerFired(f"flow-layer{layer}-stage{partition}", layer, partition, name, wtype, window)
+        event = TriggerFired(
+            f"flow-layer{layer}-stage{partition}", layer, partition, name, wtype, window
+        )
         for hook in hooks:
             hook(event)
