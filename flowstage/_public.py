@@ -30,6 +30,7 @@ PUBLIC_MODULES: Final = frozenset(
         "flowstage.messages",
         "flowstage.plan",
         "flowstage.program",
+        "flowstage.prometheus",
         "flowstage.statistics",
         "flowstage.testing",
     }

@@ -29,6 +29,7 @@ PUBLIC_MODULES = (
     "flowstage.messages",
     "flowstage.plan",
     "flowstage.program",
+    "flowstage.prometheus",
     "flowstage.testing",
     "flowstage.dashboard.web",
 )
