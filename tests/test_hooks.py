@@ -23,6 +23,7 @@ from flowstage.hooks import (
     StageStopped,
     TriggerFired,
 )
+from flowstage.program import make_program
 
 from .stages import Counter, Forwarder
 
@@ -220,6 +221,30 @@ def test_logging_instrument_logs_only_the_chosen_events(caplog: pytest.LogCaptur
         hooks.emit_stage_failed("a", "producer", KeyError("k"))
     assert [r.getMessage() for r in caplog.records if r.name == logger.name] == [
         "stage a failed: KeyError: 'k'"
+    ]
+
+
+def test_a_program_reports_its_triggers_wherever_it_runs() -> None:
+    """A partition's program reports triggers itself (no executor, no event loop):
+    so a worker process running it reports to its own registry."""
+    rec = Recorder()
+    flow = Flow.from_iterable([], stages=1, window=Window.fixed(10, "second", lambda e: e * 1000))
+    layer = flow.reduce(int, total).emit("state").plan().layers[0]
+    prog = make_program(layer, 0, 1)
+    with hooks.instrumented(rec):
+        prog.start(0.0)
+        assert prog.handle_events([1, 2], "p") == []
+        assert prog.handle_trigger("flush") == [3]
+        # An event of the window [20, 30) closes [0, 10) and the empty [10, 20).
+        prog.handle_events([25], "p")
+        prog.handle_done()
+    fired = [(f.stage, f.trigger, f.window_type, f.window) for f in rec.of(TriggerFired)]
+    # Fixed windows are named by their start, in ms.
+    assert fired == [
+        ("flow-layer0-stage0", "flush", "fixed", 0),
+        ("flow-layer0-stage0", "done", "fixed", 0),
+        ("flow-layer0-stage0", "done", "fixed", 10_000),
+        ("flow-layer0-stage0", "done", "fixed", 20_000),
     ]
 
 
