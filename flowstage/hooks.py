@@ -38,7 +38,10 @@ Guarantees:
 * Every stage that reports ``on_stage_started`` later reports exactly one of
   ``on_stage_stopped`` or ``on_stage_failed`` when its task ends. A stage cancelled
   by its owning scope (a flow stopped or shut down, a failing neighbour) stops with
-  the reason ``"shutdown"``.
+  the reason ``"shutdown"``. The one exception: ``async for`` over a flow runs its
+  stages in slices, so a loop left early drops its paused stages without an end
+  unless the iterator is closed (``aclose()``), which reports them stopped with
+  ``"shutdown"``.
 * The registry is per process. The process and Ray executors run flow partitions
   in workers: their ``on_trigger_fired`` calls happen there, with the worker's own
   registry (empty unless the worker's imports register an instrument), so the

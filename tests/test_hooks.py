@@ -4,6 +4,7 @@ nothing is built when nothing listens."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterator
@@ -264,6 +265,23 @@ async def test_a_flow_reports_every_stage_starting_and_stopping_normally() -> No
     kinds = {r.stage: r.kind for r in rec.of(StageStarted)}
     assert kinds["flow-source0"] == "producer"
     assert kinds["flow-layer1-stage1"] == "producer_consumer"
+
+
+@pytest.mark.anyio
+async def test_async_for_reports_every_stage_ending_even_when_closed_early() -> None:
+    rec = Recorder()
+    flow = Flow.from_iterable(range(10_000)).map(add_one).partition(stages=2).map(add_one)
+    with hooks.instrumented(rec):
+        seen = [x async for x in flow]
+        assert sorted(seen) == [x + 2 for x in range(10_000)]
+        assert set(check_lifecycles(rec).values()) == {"normal"}
+        rec.records.clear()
+        async with contextlib.aclosing(flow.iterate()) as events:
+            async for _ in events:
+                break
+    ended = check_lifecycles(rec)
+    assert "flow-layer1-stage1" in ended
+    assert set(ended.values()) == {"shutdown"}
 
 
 @pytest.mark.anyio

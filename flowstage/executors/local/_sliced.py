@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
-from ... import lowlevel
+from ... import hooks, lowlevel
 from ..._flowstate import FlowState
 from ..._stream import EventSink
 from ._graph import Graph
@@ -62,6 +62,7 @@ class SlicedFlowIterator(Generic[T]):
         self._chunk: list[T] = []
         self._index = 0
         self._finished = False
+        self._sliced = False  # a slice ran: every stage has started
 
     def __aiter__(self) -> SlicedFlowIterator[T]:
         return self
@@ -113,7 +114,11 @@ class SlicedFlowIterator(Generic[T]):
     async def aclose(self) -> None:
         """End the iteration (for ``contextlib.aclosing``). Nothing is running
         between two events, so there is nothing to stop; sources that did not end
-        are closed, so that their cleanup runs now."""
+        are closed, so that their cleanup runs now, and instruments
+        (:mod:`flowstage.hooks`) hear that the stages stopped (``"shutdown"``).
+        Left without ``aclose()``, the paused stages are simply dropped and report
+        no end."""
+        report = self._sliced and not self._closed
         self._finished = True
         self._closed = True
         self._chunk = []
@@ -123,6 +128,8 @@ class SlicedFlowIterator(Generic[T]):
         for stage in self._stages:
             if not lowlevel.is_terminated(stage):
                 await lowlevel.close_source(stage)
+                if report and hooks.active.on_stage_stopped:
+                    hooks.emit_stage_stopped(stage.name, stage.kind, "shutdown")
         if self._runtime is not None:
             with anyio.CancelScope(shield=True):
                 await self._runtime.graph.aclose()
@@ -156,6 +163,7 @@ class SlicedFlowIterator(Generic[T]):
         assert sink is not None
         live = [s for s in self._stages if not lowlevel.is_terminated(s)]
         self._pausing = False
+        self._sliced = True
         result: list[T] | None = None
         try:
             async with anyio.create_task_group() as tg:
