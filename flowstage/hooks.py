@@ -118,14 +118,15 @@ class StageStarted:
 
 @dataclass(frozen=True, slots=True)
 class StageStopped:
-    """A stage ended without a failing callback."""
+    """A stage ended without a failing callback of its own."""
 
     #: The stage's name.
     stage: str
     #: ``"producer"``, ``"producer_consumer"`` or ``"consumer"``.
     kind: str
-    #: Why: ``"normal"``, ``"shutdown"`` (cancelled by its scope), or the reason given
-    #: to ``stop`` (any other reason makes the owning scope raise ``StageExited``).
+    #: Why: ``"normal"``, ``"shutdown"`` (cancelled by its scope), the reason given to
+    #: ``stop``, or the exception the producer it depends on failed with (that
+    #: failure is reported once, by the stage whose callback raised).
     reason: object
 
 
