@@ -37,8 +37,10 @@ Guarantees:
   instrument that exports somewhere slow should hand the record to a bounded queue.
 * Every stage that reports ``on_stage_started`` later reports exactly one of
   ``on_stage_stopped`` or ``on_stage_failed`` when its task ends. A stage cancelled
-  by its owning scope (a flow stopped or shut down, a failing neighbour) stops with
-  the reason ``"shutdown"``. The one exception: ``async for`` over a flow runs its
+  by its owning scope (a flow stopped or shut down, a failure elsewhere) stops with
+  the reason ``"shutdown"``; one whose producer failed may stop first, with that
+  exception as its reason (the failure itself is reported once, by the stage whose
+  callback raised). The one exception: ``async for`` over a flow runs its
   stages in slices, so a loop left early drops its paused stages without an end
   unless the iterator is closed (``aclose()``), which reports them stopped with
   ``"shutdown"``.
@@ -53,7 +55,7 @@ Events come from these places: the stage engine (``on_stage_started``,
 :class:`~flowstage.Stage`, flow stages included), a flow partition's window machine
 (``on_trigger_fired``: every trigger of every window, including the final
 ``"done"``, the watermark and count window ends, ``trigger_every``,
-``trigger_periodically`` and :class:`~flowstage.Flow` triggers sent by message),
+``trigger_periodically`` and the triggers sent with ``running.trigger(name)``),
 and any source that drops events on its own, which reports through
 :func:`emit_discarded`.
 """
