@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-GUIDES = ("quickstart.md", "dashboards.md")
+GUIDES = ("quickstart.md", "dashboards.md", "hooks.md")
 _SNIPPET = re.compile(
     r"<!-- run -->\n```python\n(?P<code>.*?)```\n(?:\n<!-- output -->\n```text\n(?P<out>.*?)```)?",
     re.S,

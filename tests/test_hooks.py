@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -483,13 +481,3 @@ async def test_worker_partitions_report_to_the_worker_not_the_parent() -> None:
     # The source runs in the parent; the partitions (and their triggers) in the worker.
     assert "flow-source0" in check_lifecycles(rec)
     assert rec.of(TriggerFired) == []
-
-
-def test_the_docs_example_prints_what_the_docs_say(capsys: pytest.CaptureFixture[str]) -> None:
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "hooks.md").read_text("utf-8")
-    example = re.findall(r"```python\n(.*?)```", doc, re.S)[0]
-    exec(compile(example, "docs/hooks.md", "exec"), {"__name__": "docs_hooks"})
-    printed = capsys.readouterr().out.strip()
-    assert printed.startswith("45 [")
-    assert f"prints `{printed}`" in " ".join(doc.split())
-    assert hooks.instruments() == ()
