@@ -17,6 +17,7 @@ import logging
 from ._concurrent import ConcurrentConsumer as ConcurrentConsumer
 from ._errors import StageExited as StageExited
 from ._errors import is_normal_reason as is_normal_reason
+from ._fanout import FlowSubscription as FlowSubscription
 from ._flowstate import FlowState as FlowState
 from ._flowstate import ShutdownResult as ShutdownResult
 from ._hash import KeyHash as KeyHash
@@ -26,6 +27,11 @@ from ._kinds import Consumer as Consumer
 from ._kinds import Producer as Producer
 from ._kinds import ProducerConsumer as ProducerConsumer
 from ._public import fixup_module_metadata as _fixup_module_metadata
+from ._push import PushClosed as PushClosed
+from ._push import PushHandle as PushHandle
+from ._push import PushRejected as PushRejected
+from ._push import PushStatistics as PushStatistics
+from ._push_buffer import PushResult as PushResult
 from ._scope import StageGroup as StageGroup
 from ._sources import AsyncIterableProducer as AsyncIterableProducer
 from ._sources import IterableProducer as IterableProducer
@@ -75,6 +81,7 @@ __all__ = (
     "FlowIterator",
     "FlowState",
     "FlowStatistics",
+    "FlowSubscription",
     "IterableProducer",
     "KeyHash",
     "LayerStatistics",
@@ -82,6 +89,11 @@ __all__ = (
     "PartitionDispatcher",
     "Producer",
     "ProducerConsumer",
+    "PushClosed",
+    "PushHandle",
+    "PushRejected",
+    "PushResult",
+    "PushStatistics",
     "Reply",
     "RunningFlow",
     "ShutdownResult",

@@ -17,12 +17,14 @@ and leaves no task, process or actor behind after any ending.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from contextlib import AbstractAsyncContextManager
 
+    from .._fanout import FlowSubscription
+    from .._fanout_queue import SlowPolicy
     from .._flowstate import FlowState, ShutdownResult
     from ..plan import Bindings, Plan
     from ..statistics import FlowStatistics
@@ -101,6 +103,12 @@ class RunningFlow(Protocol):
 
     def stop(self) -> None:
         """Stop the flow now (no error is raised)."""
+
+    def subscribe(
+        self, buffer: int = 1000, slow: SlowPolicy = "drop_oldest"
+    ) -> FlowSubscription[Any]:
+        """Subscribe to the flow's output (only for ``flow.start(publish=True)``)."""
+        ...
 
     async def wait(self) -> None:
         """Return once the flow has ended (raise its failure, if it failed)."""

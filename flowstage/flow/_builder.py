@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, Literal, Never, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Never, TypeVar, cast, overload
 
 from .._options import (
     arity,
@@ -34,6 +34,8 @@ from .._options import (
     is_async_callable,
     validate_demand,
 )
+from .._push import PushHandle
+from .._push_buffer import OVERFLOWS, Overflow
 from .._stage import Stage
 from ..executors import AsyncForIterator, Executor, FlowIterator, RunningFlow, resolve
 from ..messages import AckSource, Message, Sink
@@ -82,7 +84,7 @@ if TYPE_CHECKING:
     from ..plan import Sink as OutputKind
     from ..statistics import FlowStatistics
 
-__all__ = ["Flow", "ReducedFlow"]
+__all__ = ["Flow", "FromPush", "ReducedFlow"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -173,6 +175,10 @@ class Flow(Generic[T]):
     #: What the flow says, as records (see :class:`~flowstage.flow.FlowSpec`).
     spec: FlowSpec
 
+    #: A flow fed by pushing events into it: ``flow, push = Flow.from_push[str]()``
+    #: (see :class:`~flowstage.flow.FromPush`).
+    from_push: ClassVar[FromPush[Any]]
+
     def __init__(self, spec: FlowSpec) -> None:
         object.__setattr__(self, "spec", spec)
 
@@ -189,7 +195,7 @@ class Flow(Generic[T]):
     @staticmethod
     def _source(
         what: str,
-        kind: Literal["iterable", "async iterable", "stage"],
+        kind: Literal["iterable", "async iterable", "stage", "push"],
         items: list[Any],
         stages: object,
         max_demand: object,
@@ -979,12 +985,18 @@ class Flow(Generic[T]):
                 on_statistics(events.statistics())
 
     def start(
-        self, *, executor: Executor | str | None = None
+        self, *, executor: Executor | str | None = None, publish: bool = False
     ) -> AbstractAsyncContextManager[RunningFlow]:
-        """Start the flow in the background (final layer emits nothing):
-        ``async with flow.start() as running`` (``running.trigger(name)``,
-        ``running.stop()``, ``await running.wait()``)."""
-        compiled = self.compile(sink="run")
+        """Start the flow in the background: ``async with flow.start() as running``
+        (``running.trigger(name)``, ``running.stop()``, ``await running.wait()``).
+
+        The output is discarded (the final layer emits nothing), unless
+        ``publish=True``: then it goes to a fan-out that any number of subscribers
+        read with ``running.subscribe()``, each through its own bounded buffer (see
+        :class:`flowstage.FlowSubscription`)."""
+        if not isinstance(publish, bool):
+            raise TypeError(invalid("publish", "True or False", publish, "Flow.start"))
+        compiled = self.compile(sink="publish" if publish else "run")
         return resolve(executor).start(compiled.plan, compiled.bindings)
 
     def into_stages(
@@ -1047,6 +1059,60 @@ class ReducedFlow(Flow[T], Generic[T, A]):
         """``"events"``, ``"state"`` (the accumulator, of type ``A``) or
         ``"nothing"``; see :meth:`Flow.emit`."""
         return super().emit(what)
+
+
+class FromPush(Generic[T]):
+    """``Flow.from_push``: a flow fed by pushing events into it, and the handle to
+    push with::
+
+        flow, push = Flow.from_push[str](capacity=1000, overflow="block")
+        async with flow.map(len).start() as running:
+            await push("event")
+
+    ``Flow.from_push[str]`` types the events (``Flow[str]``, ``PushHandle[str]``);
+    ``Flow.from_push()`` leaves them ``Any``. See :meth:`__call__`.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, item_type: type[U]) -> FromPush[U]:
+        """The same, for events of type ``item_type``."""
+        return cast("FromPush[U]", self)
+
+    def __repr__(self) -> str:
+        return "<Flow.from_push>"
+
+    def __call__(
+        self,
+        capacity: int = 1000,
+        overflow: Overflow = "block",
+        *,
+        name: str | None = None,
+        stages: int | None = None,
+        max_demand: int | None = None,
+        min_demand: int | None = None,
+        window: Window | None = None,
+    ) -> tuple[Flow[T], PushHandle[T]]:
+        """A flow over one push source (one producer), then a layer of
+        ``stages``, and the :class:`flowstage.PushHandle` that feeds it.
+
+        The source holds at most ``capacity`` events; ``overflow`` says what
+        happens to an event that does not fit: ``"block"`` (the pusher waits),
+        ``"drop_oldest"``, ``"drop_newest"`` or ``"reject"`` (raises
+        :class:`flowstage.PushRejected`). ``name`` names the source stage. The
+        handle feeds one run of the flow; ``push.close()`` ends the input.
+        """
+        what = "Flow.from_push"
+        capacity = check_positive_int("capacity", capacity, what)
+        overflow = check_choice("overflow", overflow, OVERFLOWS, what)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(invalid("name", "a string or None", name, what))
+        handle: PushHandle[T] = PushHandle(capacity, overflow, name=name)
+        flow: Flow[T] = Flow._source(what, "push", [handle], stages, max_demand, min_demand, window)
+        return flow, handle
+
+
+Flow.from_push = FromPush()
 
 
 def _nonempty_list(what: str, option: str, items: object) -> list[Any]:

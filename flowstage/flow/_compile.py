@@ -48,6 +48,7 @@ from ..plan import (
     Operation,
     OutputEnd,
     Plan,
+    PushSource,
     Reduce,
     Sink,
     Source,
@@ -91,9 +92,10 @@ class LayerOptions:
 
 @dataclass(frozen=True, slots=True)
 class SourceInput:
-    """A flow's own sources: iterables, async iterables or running producers."""
+    """A flow's own sources: iterables, async iterables, running producers or a
+    push handle."""
 
-    kind: Literal["iterable", "async iterable", "stage"]
+    kind: Literal["iterable", "async iterable", "stage", "push"]
     items: tuple[object, ...]
     origin: str
 
@@ -218,6 +220,9 @@ class _Compiler:
         if isinstance(p, MessagesInput):
             self.catches.append(p.catch)
             return MessageSource(self.bindings.add(p.source, "acknowledged source"), p.max_unacked)
+        if p.kind == "push":
+            (handle,) = p.items
+            return PushSource(self.bindings.add(handle, "push handle"))
         refs = self.refs(p.items, p.kind)
         if p.kind == "iterable":
             return IterableSource(refs)

@@ -50,6 +50,7 @@ from ._types import OutputTag as OutputTag
 from ._types import PartitionOutput as PartitionOutput
 from ._types import Plan as Plan
 from ._types import PlanVersionError as PlanVersionError
+from ._types import PushSource as PushSource
 from ._types import Sink as Sink
 from ._types import Source as Source
 from ._types import StagesSource as StagesSource
@@ -96,6 +97,7 @@ __all__ = (
     "Plan",
     "PlanVersionError",
     "PortabilityProblem",
+    "PushSource",
     "Punctuation",
     "Reduce",
     "Reducer",

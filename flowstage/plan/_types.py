@@ -6,7 +6,7 @@ Shape of a plan::
       layers: (LayerPlan, ...)      topologically ordered: a layer's inputs only
                                     name sources or layers with a smaller index
       output: (LayerInput, ...)     what the final consumer subscribes to
-      sink:   "stream" | "run" | "into_stages"
+      sink:   "stream" | "run" | "into_stages" | "publish"
       consumers: (LocalRef, ...)    the running consumers for "into_stages"
       end: OutputEnd | None         what the output passes through first (a sink,
                                     acknowledgements), in the calling process
@@ -42,7 +42,11 @@ The executor contract:
   to every producer of its ``inputs``.
 * ``Plan.output`` is consumed with demand dispatch by the stream (``"stream"``),
   drained and discarded (``"run"``; final layers then have ``discard_output`` set
-  and emit nothing), or by ``Plan.consumers`` (``"into_stages"``).
+  and emit nothing), drained and handed to the running flow's subscribers
+  (``"publish"``, ``flow.start(publish=True)``), or by ``Plan.consumers``
+  (``"into_stages"``).
+* :class:`PushSource` stands for one producer over a push handle, run in the
+  process that holds the bindings.
 * :class:`MessageSource` stands for one producer over an acknowledged source (see
   :mod:`flowstage.messages`) emitting each message as
   ``flowstage.program.Tracked(message, message.id)``; a plan with one has every
@@ -86,6 +90,7 @@ __all__ = [
     "PartitionOutput",
     "Plan",
     "PlanVersionError",
+    "PushSource",
     "Sink",
     "Source",
     "StagesSource",
@@ -105,7 +110,7 @@ TriggerInfo: TypeAlias = tuple[str, Any, Any]
 JoinMode = Literal["inner", "left_outer", "right_outer", "full_outer"]
 JOIN_MODES: Final[tuple[str, ...]] = ("inner", "left_outer", "right_outer", "full_outer")
 LayerKind = Literal["map_reduce", "departition", "join"]
-Sink = Literal["stream", "run", "into_stages"]
+Sink = Literal["stream", "run", "into_stages", "publish"]
 
 
 # -- sources -------------------------------------------------------------------------
@@ -154,8 +159,22 @@ class MessageSource:
     max_unacked: int
 
 
+@dataclass(frozen=True, slots=True)
+class PushSource:
+    """One producer over a push handle (a :class:`LocalRef` to a
+    :class:`flowstage.PushHandle`): it emits the events pushed into the handle, and
+    ends once the handle is closed and everything accepted was emitted."""
+
+    handle: LocalRef
+
+
 Source: TypeAlias = (
-    IterableSource | AsyncIterableSource | StagesSource | ThroughStagesSource | MessageSource
+    IterableSource
+    | AsyncIterableSource
+    | StagesSource
+    | ThroughStagesSource
+    | MessageSource
+    | PushSource
 )
 
 

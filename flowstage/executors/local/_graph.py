@@ -28,17 +28,24 @@ from ...plan import (
     LocalRef,
     MessageSource,
     Plan,
+    PushSource,
     StagesSource,
 )
 from ...program import Tracked, make_program
 from ._dispatch import make_dispatcher
 from ._map_reducer import MapReducer, Scheduler, Trigger
 from ._output import OutputStage, lineage_id
-from ._sources import FlowAsyncIterableProducer, FlowIterableProducer, FlowMessageProducer
+from ._sources import (
+    FlowAsyncIterableProducer,
+    FlowIterableProducer,
+    FlowMessageProducer,
+    FlowPushProducer,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable
 
+    from ..._push import PushHandle
     from ..._stats import StageStatistics
     from ..._subscription import Subscription
     from ...messages import AckSource, Message, Sink
@@ -62,6 +69,8 @@ class Graph:
         self.consumer_of: dict[int, tuple[Dispatch, LayerPlan | None]] = {}
         #: One per acknowledged source of the plan, in order.
         self.ackers: list[Acker] = []
+        #: The push sources of the plan (``Flow.from_push``).
+        self.push_sources: list[FlowPushProducer] = []
         self.writer: Sink | None = None
         #: The :class:`OutputStage` in front of the consumer, when the plan has an end.
         self.end_stage: Stage | None = None
@@ -104,7 +113,7 @@ class Graph:
         if isinstance(src, int):
             self.consumer_of[src] = (inp.dispatch, consumer)
         elif not isinstance(
-            src, IterableSource | AsyncIterableSource | StagesSource | MessageSource
+            src, IterableSource | AsyncIterableSource | StagesSource | MessageSource | PushSource
         ):
             for inner in src.inputs:
                 self._scan(inner, None)
@@ -148,6 +157,18 @@ class Graph:
                 self.foreign_stage(ref, "Flow.from_stages", ("producer", "producer_consumer"))
                 for ref in src.producers
             ]
+        if isinstance(src, PushSource):
+            k = len(self.sources)
+            handle = cast("PushHandle[Any]", self.bindings.resolve(src.handle))
+            disp = make_dispatcher(d.kind, d.partitions, d.hash, consumer)
+            push = FlowPushProducer(
+                handle, self._failure, self.scheduler, disp, handle.name or f"flow-source{k}"
+            )
+            self.push_sources.append(push)
+            self.sources.append(push)
+            self.tracked.append(push)
+            self.owned.add(push)
+            return [push]
         if isinstance(src, MessageSource):
             k = len(self.sources)
             index = len(self.ackers)
@@ -170,6 +191,11 @@ class Graph:
                 for s in through:
                     self.subscribe(s, p, cancel="transient")
         return through
+
+    def _failure(self) -> BaseException | None:
+        """The flow's failure, once known (for push sources' ``PushClosed``)."""
+        failure: BaseException | None = getattr(self.scheduler, "failure", None)
+        return failure
 
     def subscribe(self, consumer: Stage, producer: Stage, **opts: Any) -> Subscription[Any]:
         sub: Subscription[Any] = consumer.subscribe(producer, **opts)
@@ -223,7 +249,10 @@ class Graph:
 
     async def aclose(self) -> None:
         """Called once when the flow has ended, whatever ended it: sends the last
-        acknowledgements, closes the acknowledged sources and the sink."""
+        acknowledgements, closes the acknowledged sources and the sink, and makes
+        push sources refuse pushes."""
+        for push in self.push_sources:
+            push.close_handle()
         try:
             for acker in self.ackers:
                 await acker.close()
@@ -239,7 +268,9 @@ class Graph:
     def abort(self) -> None:
         """Called instead of :meth:`aclose` when the flow is dropped without being
         closed (an ``async for`` left without ``aclose()``): release at once, without
-        waiting, what must not outlive it."""
+        waiting, what must not outlive it (push sources refuse pushes)."""
+        for push in self.push_sources:
+            push.close_handle()
 
     def trigger(self, name: object) -> None:
         """Fire trigger ``name`` on every stage of the last reducing layers.

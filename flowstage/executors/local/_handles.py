@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from types import TracebackType
 
+    from ..._fanout import FlowSubscription
+    from ..._fanout_queue import SlowPolicy
     from ..._stage import Stage
     from ..._stream import EventSink, EventStream
     from ...plan import Bindings, Plan
@@ -230,6 +232,27 @@ class LocalRunningFlow:
     def stop(self) -> None:
         """Stop every stage of the flow now (no error is raised)."""
         self._rt().stop()
+
+    def subscribe(
+        self, buffer: int = 1000, slow: SlowPolicy = "drop_oldest"
+    ) -> FlowSubscription[Any]:
+        """Subscribe to the flow's output (``flow.start(publish=True)``): the
+        events it outputs from now on, through a buffer of ``buffer`` events;
+        ``slow`` says what happens when this subscriber falls behind
+        (``"drop_oldest"`` or ``"disconnect"``). The subscription ends when the flow
+        ends. See :class:`flowstage.FlowSubscription`.
+
+        Raises:
+            RuntimeError: the flow was not started with ``publish=True``.
+        """
+        hub = self._rt().hub
+        if hub is None:
+            raise RuntimeError(
+                "subscribe() needs a flow started with publish=True "
+                "('async with flow.start(publish=True) as running'): without it the "
+                "flow's output is discarded"
+            )
+        return hub.subscribe(buffer, slow)
 
     async def wait(self) -> None:
         """Return once the flow has ended.

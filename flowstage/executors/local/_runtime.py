@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ... import lowlevel
+from ..._fanout import Hub
 from ..._flowstate import FlowState
 from ..._stage import Stage
 from ..._stream import EventStream, stream
@@ -98,7 +99,7 @@ class Runtime:
         self.ended_at: float | None = None
         self._stop_requested = False
         #: The fan-out of a published flow's output (None when not published).
-        self.hub: Any = None
+        self.hub: Hub[Any] | None = Hub() if plan.sink == "publish" else None
 
     # -- what stages call -------------------------------------------------------------------
 
@@ -244,11 +245,15 @@ class Runtime:
             self._one_done()
 
     async def _run_drain(self, subs: Subscriptions) -> None:
+        hub = self.hub
         try:
             async with self.open_output(subs) as events:
-                async for _ in events.batches():
-                    pass
+                async for batch in events.batches():
+                    if hub is not None:
+                        hub.publish(batch)
         finally:
+            if hub is not None:
+                hub.close()  # subscriptions end with the flow, however it ends
             self._one_done()
 
     def _ending(self) -> FlowState:

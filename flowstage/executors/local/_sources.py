@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..._acked import AckSourceProducer
+from ..._push import PushProducer
 from ..._sources import AsyncIterableProducer, IterableProducer
 from .._failure import add_flow_note, source_note
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 
     from ..._acked import Acker
+    from ..._push import PushHandle
     from ...dispatchers import Dispatcher
     from ...messages import Message
 
@@ -19,6 +21,7 @@ __all__ = [
     "FlowAsyncIterableProducer",
     "FlowIterableProducer",
     "FlowMessageProducer",
+    "FlowPushProducer",
     "SubscriptionCounter",
 ]
 
@@ -99,5 +102,22 @@ class FlowMessageProducer(_ReportsSubscriptions, AckSourceProducer):
     ) -> None:
         super().__init__(
             acker, wrap, on_cancel="stop", name=name, dispatcher=dispatcher, demand="accumulate"
+        )
+        self._counter = counter
+
+
+class FlowPushProducer(_ReportsSubscriptions, PushProducer[Any]):
+    """A flow source over a push handle (``Flow.from_push``)."""
+
+    def __init__(
+        self,
+        handle: PushHandle[Any],
+        failure: Callable[[], BaseException | None],
+        counter: SubscriptionCounter,
+        dispatcher: Dispatcher[Any],
+        name: str,
+    ) -> None:
+        super().__init__(
+            handle, failure=failure, name=name, dispatcher=dispatcher, demand="accumulate"
         )
         self._counter = counter
