@@ -45,12 +45,12 @@ from ._kinds import Producer
 from ._mailbox import _current_backend
 from ._options import DEFAULT_MAILBOX_LIMIT, check_choice, check_positive_int, invalid
 from ._push_buffer import OVERFLOWS, DropLog, Overflow, PushBuffer, PushResult
-from ._stats import StageStatistics
 from ._subscription import INTERNAL_INFO
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from ._stats import StageStatistics
     from .dispatchers import Dispatcher
 
 __all__ = [
@@ -265,6 +265,7 @@ class PushHandle(Generic[T]):
         """
         self._check_open()
         result = self._buffer.offer(event, can_wait=False)
+        assert result is not None  # only a caller that can wait is asked to
         self._after(result, 1)
         return result
 

@@ -14,7 +14,10 @@ from flowstage import (
     Consumer,
     Flow,
     FlowIterator,
+    FlowSubscription,
     Producer,
+    PushHandle,
+    PushResult,
     RunningFlow,
     StageGroup,
     Subscription,
@@ -143,6 +146,24 @@ async def stages() -> int:
     return total.total + len(got)
 
 
+async def pushed() -> list[int]:
+    """A push source, typed by ``Flow.from_push[str]``, and a fan-out subscriber."""
+    words, push = Flow.from_push[str](capacity=10, overflow="block")
+    assert_type(words, Flow[str])
+    assert_type(push, PushHandle[str])
+    async with words.map(len).start(publish=True) as running:
+        subscription = running.subscribe(buffer=10)
+        result = await push("abc")
+        assert_type(result, PushResult)
+        assert_type(await push.push_many(["de", "f"]), int)
+        push.close()
+        async with subscription as events:
+            lengths: list[int] = [n async for n in events]
+        assert isinstance(subscription, FlowSubscription)
+        await running.wait()
+    return lengths
+
+
 def redis_sources() -> None:
     """Building Redis sources (no connection is made before ``open``)."""
     fields = RedisStreamSource("events", "group")
@@ -159,6 +180,7 @@ async def main() -> None:
     await chains()
     assert await stages() == sum(range(100)) + 5
     redis_sources()
+    assert sorted(await pushed()) == [1, 2, 3]
 
 
 if __name__ == "__main__":
