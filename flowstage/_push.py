@@ -460,11 +460,15 @@ class PushHandle(Generic[T]):
         self._used = True
         self._producer = producer
         self._failure = failure
+        self._bind_loop()
 
     def _bind_loop(self) -> None:
+        """Remember the running event loop, for :meth:`push_threadsafe` (a no-op
+        outside of one, or once known)."""
         if self._call_soon is None:
             self._call_soon = _loop_caller()
-            self._loop_thread = threading.get_ident()
+            if self._call_soon is not None:
+                self._loop_thread = threading.get_ident()
 
     def _take(self, n: int) -> list[T]:
         items, woken = self._buffer.take(n)
