@@ -457,3 +457,30 @@ def test_the_handle_is_typed_and_named() -> None:
     assert push.name == "clicks"
     assert "clicks" in repr(push)
     assert repr(Flow.from_push) == "<Flow.from_push>"
+
+
+# -- other executors ---------------------------------------------------------------------------
+
+
+def check_positive(x: int) -> int:
+    if x <= 0:
+        raise Boom(f"not positive: {x}")
+    return x
+
+
+async def test_a_push_flow_on_the_process_executor() -> None:
+    """The source runs in the parent, the layer in worker processes."""
+    flow, push = Flow.from_push[int](stages=2, capacity=8)
+    async with flow.map(abs).stream(executor="process") as events:
+        await push.push_many(range(-100, 0))
+        push.close()
+        got = sorted([e async for e in events])
+    assert got == list(range(1, 101))
+    flow, push = Flow.from_push[int](stages=2)
+    with pytest.raises(Boom):
+        async with flow.map(check_positive).start(executor="process") as running:
+            await push.push_many([1, 2, 0])
+            await running.wait()
+    with pytest.raises(PushClosed) as info:
+        await push(3)
+    assert isinstance(info.value.__cause__, Boom)
