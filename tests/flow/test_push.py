@@ -36,7 +36,8 @@ def fail_on(bad: object) -> Any:
 
 
 def source_stage(running: Any, name: str) -> flowstage.Stage:
-    (stage,) = [s for s in running.stages if s.name == name]
+    stages: list[flowstage.Stage] = [s for s in running.stages if s.name == name]
+    (stage,) = stages
     return stage
 
 
@@ -152,15 +153,14 @@ async def test_block_is_back_pressure_on_a_running_flow() -> None:
             pushed += 1
         push.close()
 
-    async with flow.map(held).stream() as events:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pusher)
-            # The flow holds what it asked for, the buffer fills, the pusher waits.
-            await wait_until(lambda: push.statistics().buffered == 5)
-            await wait_until(lambda: push.statistics().pushed == pushed + 1)
-            assert pushed < 100
-            gate.set()
-            got = [e async for e in events]
+    async with flow.map(held).stream() as events, anyio.create_task_group() as tg:
+        tg.start_soon(pusher)
+        # The flow holds what it asked for, the buffer fills, the pusher waits.
+        await wait_until(lambda: push.statistics().buffered == 5)
+        await wait_until(lambda: push.statistics().pushed == pushed + 1)
+        assert pushed < 100
+        gate.set()
+        got = [e async for e in events]
     assert got == list(range(100))
 
 
@@ -260,7 +260,7 @@ async def test_a_thread_waiting_for_room_is_woken_by_close() -> None:
     flow, push = Flow.from_push[int](capacity=1, stages=1, max_demand=1, min_demand=0)
     push.push_nowait(0)
     started = threading.Event()
-    outcome: list[BaseException] = []
+    outcome: list[PushClosed] = []
 
     def worker() -> None:
         started.set()
@@ -338,7 +338,7 @@ async def test_push_after_a_failure_raises_push_closed_with_the_cause() -> None:
             await push("ok")
             await push("bad")
             await running.wait()
-    with pytest.raises(PushClosed, match="failed .*Boom: bad event 'bad'") as info:
+    with pytest.raises(PushClosed, match=r"failed .*Boom: bad event 'bad'") as info:
         await push("late")
     assert info.value.reason == "failed"
     assert isinstance(info.value.__cause__, Boom)
@@ -452,7 +452,7 @@ def test_the_plan_stays_portable_and_names_the_handle_by_reference() -> None:
 
 
 def test_the_handle_is_typed_and_named() -> None:
-    flow, push = Flow.from_push[str](name="clicks")
+    _flow, push = Flow.from_push[str](name="clicks")
     assert isinstance(push, PushHandle)
     assert push.name == "clicks"
     assert "clicks" in repr(push)
