@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..._acked import AckSourceProducer
-from ..._push import PushProducer
+from ..._push_producer import PushProducer
 from ..._sources import AsyncIterableProducer, IterableProducer
 from .._failure import add_flow_note, source_note
 
