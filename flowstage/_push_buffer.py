@@ -155,13 +155,15 @@ class PushBuffer(Generic[T]):
             return events[room:]
         self.pushed += n
         if policy == "drop_oldest":
+            # Every event is accepted; the oldest (of the buffer, then of the batch
+            # itself when it is longer than the capacity) are dropped.
             keep = events[-self.capacity :] if n > self.capacity else events
-            evict = len(items) + len(keep) - self.capacity
-            for _ in range(max(evict, 0)):
+            evict = max(len(items) + len(keep) - self.capacity, 0)
+            for _ in range(evict):
                 items.popleft()
             items.extend(keep)
-            self.accepted += len(keep)
-            self.dropped += max(evict, 0) + (n - len(keep))
+            self.accepted += n
+            self.dropped += evict + (n - len(keep))
         elif policy == "drop_newest":
             items.extend(events[:room])
             self.accepted += room

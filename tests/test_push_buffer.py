@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowstage._fanout_queue import SubscriberQueue
 from flowstage._push_buffer import DropLog, PushBuffer
@@ -224,3 +228,107 @@ def test_subscriber_queue_clear() -> None:
     q.clear()
     assert len(q) == 0
     assert q.pop_batch() == []
+
+
+# -- properties against a reference model ---------------------------------------------------
+
+Op = tuple[str, int]
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("offer"), st.integers(0, 1)),  # can_wait
+        st.tuples(st.just("offer_many"), st.integers(0, 6)),
+        st.tuples(st.just("take"), st.integers(0, 5)),
+        st.tuples(st.just("withdraw"), st.integers(0, 3)),
+    ),
+    max_size=60,
+)
+
+
+@given(
+    capacity=st.integers(1, 5),
+    overflow=st.sampled_from(["block", "drop_oldest", "drop_newest", "reject"]),
+    script=ops,
+)
+@settings(max_examples=300, deadline=None)
+def test_push_buffer_matches_a_reference_model(
+    capacity: int, overflow: str, script: list[Op]
+) -> None:
+    """Never more than ``capacity`` held; events leave in the order a simple model
+    of each policy says; the counters add up (``pushed`` is what was accepted,
+    dropped new, rejected or is waiting)."""
+    buf: PushBuffer[int] = PushBuffer(capacity, overflow)  # type: ignore[arg-type]
+    model: list[int] = []  # what the buffer should hold
+    line: list[tuple[Any, list[int]]] = []  # waiters and their events not admitted yet
+    waiters: list[Any] = []
+    out: list[int] = []
+    expected_out: list[int] = []
+    counter = iter(range(10**6))
+    dropped_new = 0
+
+    def admit() -> None:
+        while line and len(model) < capacity:
+            left = line[0][1]
+            k = min(capacity - len(model), len(left))
+            model.extend(left[:k])
+            del left[:k]
+            if not left:
+                line.pop(0)
+
+    def model_offer(events: list[int], can_wait: bool, all_or_none: bool) -> list[int]:
+        nonlocal dropped_new
+        room = 0 if line else capacity - len(model)
+        if len(events) <= room:
+            model.extend(events)
+            return []
+        if overflow == "block" and can_wait:
+            model.extend(events[:room])
+            return events[room:]
+        if overflow == "drop_oldest":
+            model.extend(events)
+            del model[: len(model) - capacity]
+        elif overflow == "drop_newest":
+            model.extend(events[:room])
+            dropped_new += len(events) - room
+        elif not all_or_none:
+            model.extend(events[:room])  # pragma: no cover - never: one event
+        return []
+
+    for op, arg in script:
+        if op == "offer":
+            event = next(counter)
+            result = buf.offer(event, can_wait=bool(arg))
+            rest = model_offer([event], bool(arg), True)
+            if result is None:
+                assert rest == [event]
+                waiters.append(buf.wait(rest, None))
+                line.append((waiters[-1], list(rest)))
+        elif op == "offer_many":
+            events = [next(counter) for _ in range(arg)]
+            rest = buf.offer_many(events, can_wait=True)
+            assert rest == model_offer(events, True, True)
+            if rest:
+                waiters.append(buf.wait(rest, None))
+                line.append((waiters[-1], list(rest)))
+        elif op == "take":
+            items, _woken = buf.take(arg)
+            out += items
+            while len(expected_out) < len(out):
+                if not model:
+                    break
+                k = min(arg, len(model))
+                expected_out += model[:k]
+                del model[:k]
+                admit()
+                arg -= k
+        elif op == "withdraw" and waiters:
+            waiter = waiters.pop(arg % len(waiters))
+            line[:] = [entry for entry in line if entry[0] is not waiter]
+            buf.withdraw(waiter)
+            admit()
+        assert len(buf) <= capacity
+        assert out == expected_out
+        waiting = sum(len(left) for _, left in line)
+        assert buf.waiting == waiting
+        assert buf.pushed == buf.accepted + buf.rejected + dropped_new + waiting
+    # Taking everything admits every waiting event as room frees.
+    assert buf.take(10**6)[0] == model + [e for _, left in line for e in left]
