@@ -89,8 +89,18 @@ class PushProducer(Producer[T]):
         self._want = want - len(items)
         if not self._finishing and self._push_handle._drained():
             self._finishing = True
-            self.finish()
+            super().finish()
         return items
+
+    def finish(self, reason: object = "normal") -> None:
+        """End the input gracefully: the handle stops accepting events (as
+        ``push.close()`` does), what it accepted still goes out, then the stage
+        stops. Another ``reason`` than ``"normal"`` stops the stage once what it
+        already emitted was dispatched, as for any stage."""
+        if reason != "normal":
+            super().finish(reason)
+        elif not self._finishing:
+            self._push_handle.close()
 
     def handle_demand(self, demand: int) -> list[T]:
         self._want += demand

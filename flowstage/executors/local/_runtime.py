@@ -241,6 +241,11 @@ class Runtime:
     async def _run_tracked(self, stage: Stage) -> None:
         try:
             await lowlevel.run(stage)
+        except Exception as exc:
+            # Known before the other stages are cancelled (push sources name it).
+            if self.failure is None:
+                self.failure = exc
+            raise
         finally:
             self._one_done()
 
