@@ -57,6 +57,7 @@ async def test_a_slow_subscriber_drops_its_oldest_and_slows_nobody() -> None:
     async with flow.start(publish=True) as running:
         slow = running.subscribe(buffer=50)  # never read until the end
         sub = running.subscribe(buffer=1000)
+        assert running.statistics().subscribers == 2
         async with anyio.create_task_group() as tg:
             tg.start_soon(read_all, sub, fast)
             # A "block" source with a capacity of 10: the pusher could not finish if
@@ -66,6 +67,9 @@ async def test_a_slow_subscriber_drops_its_oldest_and_slows_nobody() -> None:
             await running.wait()
         assert fast == list(range(1000))
         assert slow.dropped == 1000 - 50
+        stats = running.statistics()
+        assert stats.subscriber_dropped == 1000 - 50
+        assert stats.subscribers == 0  # the flow ended: subscriptions with it
         assert [e async for e in slow] == list(range(950, 1000))
         assert not slow.disconnected
 

@@ -184,6 +184,10 @@ async def test_drop_oldest_counts_logs_and_reports_discards(
         gate.open()
         await running.wait()
         assert source_stage(running, "feed").statistics().discarded == 5
+        stats = running.statistics()
+        assert stats.discarded == 5
+        assert [layer.label for layer in stats.layers] == ["sources", "from_push → map"]
+        assert stats.layers[0].buffer_size == 3
         assert [e async for e in sub] == [5, 6, 7]
     stats = push.statistics()
     assert (stats.pushed, stats.accepted, stats.dropped) == (8, 8, 5)
