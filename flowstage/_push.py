@@ -146,9 +146,13 @@ class PushHandle(Generic[T]):
             push.close()                 # no more input: the flow finishes
             await running.wait()
 
-    See the module docstring of ``flowstage`` push sources for the guarantees;
-    ``overflow`` is one of ``"block"``, ``"drop_oldest"``, ``"drop_newest"``,
-    ``"reject"``.
+    Made by ``Flow.from_push``, which validates ``capacity`` and ``overflow``
+    (``"block"``, ``"drop_oldest"``, ``"drop_newest"`` or ``"reject"``). Guarantees:
+    at most ``capacity`` events are held; every drop and refusal is counted
+    (:meth:`statistics`); once the handle was closed or its run ended, every push
+    raises :class:`PushClosed`, naming the flow's failure if it failed; a handle
+    feeds one run. Every method but :meth:`push_threadsafe` belongs to the event
+    loop the flow runs in.
     """
 
     __slots__ = (
@@ -264,7 +268,8 @@ class PushHandle(Generic[T]):
         """Push ``event``; with ``"block"``, wait while the buffer is full. Returns
         what happened to it (see :meth:`push_nowait`; never ``"rejected"``).
 
-        A pusher cancelled while it waits withdraws its event.
+        A pusher cancelled while it waits withdraws its event (one admitted at
+        that very moment stays accepted; the cancellation is raised all the same).
 
         Raises:
             PushRejected: ``"reject"`` and the buffer is full.

@@ -62,6 +62,7 @@ class PushProducer(Producer[T]):
         self._want = 0
         self._notified = False
         self._finishing = False
+        self._demanded = False
 
     async def _run(self, until: Callable[[], bool] | None = None) -> None:
         self._push_handle._bind_loop()
@@ -87,7 +88,9 @@ class PushProducer(Producer[T]):
         want = self._want
         items = self._push_handle._take(want) if want > 0 else []
         self._want = want - len(items)
-        if not self._finishing and self._push_handle._drained():
+        # Not before the first demand: until every consumer has subscribed (the
+        # flow releases its sources then) a finished source would turn them away.
+        if not self._finishing and self._demanded and self._push_handle._drained():
             self._finishing = True
             super().finish()
         return items
@@ -103,6 +106,7 @@ class PushProducer(Producer[T]):
             self._push_handle.close()
 
     def handle_demand(self, demand: int) -> list[T]:
+        self._demanded = True
         self._want += demand
         return self._take()
 

@@ -503,3 +503,22 @@ async def test_shutdown_closes_the_push_source_and_delivers_what_it_accepted() -
         assert [e async for e in sub] == list(range(10))
     with pytest.raises(PushClosed, match="it was closed"):
         push.push_nowait(10)
+
+
+async def test_a_closed_push_source_waits_for_its_consumers_to_subscribe() -> None:
+    """A source in accumulate mode (as in a flow, until every consumer subscribed)
+    whose handle is closed with nothing buffered does not finish before it is asked
+    for events: a consumer that subscribes late sees it end normally (not a
+    producer that is gone)."""
+    from flowstage import lowlevel, stream
+    from flowstage._push_producer import PushProducer
+
+    handle: PushHandle[int] = PushHandle()
+    producer = PushProducer(handle, demand="accumulate")
+    async with flowstage.StageGroup() as group:
+        group.start(producer)
+        handle.close()  # tells the producer, which handles it before anyone subscribed
+        await wait_until(lambda: lowlevel.messages_handled(producer) >= 1)
+        assert not lowlevel.is_terminated(producer)
+        async with stream([producer], demand="forward") as events:
+            assert [e async for e in events] == []
