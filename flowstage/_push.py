@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import anyio
 import anyio.lowlevel
 
+from . import hooks
 from ._mailbox import _current_backend
 from ._options import check_choice, check_positive_int, invalid
 from ._push_buffer import OVERFLOWS, DropLog, Overflow, PushBuffer, PushResult
@@ -407,6 +408,10 @@ class PushHandle(Generic[T]):
         )
 
     def _note_drops(self, n: int) -> None:
+        if hooks.active.on_events_discarded:
+            producer = self._producer
+            stage = producer.name if producer is not None else (self.name or "push-source")
+            hooks.emit_discarded(stage, n, self.overflow)
         count = self._drops.note(n, time.monotonic())
         if count:
             logger.warning(

@@ -193,6 +193,27 @@ async def test_drop_oldest_counts_logs_and_reports_discards(
     assert (stats.pushed, stats.accepted, stats.dropped) == (8, 8, 5)
 
 
+async def test_drops_are_reported_to_instruments() -> None:
+    from flowstage import hooks
+
+    seen: list[hooks.EventsDiscarded] = []
+
+    class Drops(hooks.Instrument):
+        def on_events_discarded(self, event: hooks.EventsDiscarded) -> None:
+            seen.append(event)
+
+    flow, push = Flow.from_push[int](capacity=2, overflow="drop_newest", name="clicks")
+    with hooks.instrumented(Drops()):
+        await push.push_many([1, 2, 3, 4])
+        push.push_nowait(5)
+    assert [(e.stage, e.count, e.reason) for e in seen] == [
+        ("clicks", 2, "drop_newest"),
+        ("clicks", 1, "drop_newest"),
+    ]
+    push.close()
+    assert await collect(flow) == [1, 2]
+
+
 async def test_drop_newest_keeps_the_first_events() -> None:
     flow, push = Flow.from_push[int](capacity=3, overflow="drop_newest", stages=1)
     assert [push.push_nowait(i) for i in range(4)][-1] == "dropped_newest"
