@@ -33,6 +33,7 @@ import anyio.lowlevel
 from .._errors import StageExited
 from .._flowstate import FlowState
 from .._kinds import Consumer, Producer, ProducerConsumer
+from .._push import PushClosed
 from .._scope import StageGroup
 from .._sources import from_iterable
 from ..flow import Flow, Window
@@ -1168,6 +1169,49 @@ async def shutdown_stops_a_flow_that_does_not_drain(ex: Executor) -> None:
     else:
         raise AssertionError("shutdown(timeout=-1) did not raise ValueError")
     assert "timeout" in message, message
+
+
+# -- push sources and fan-out --------------------------------------------------------------
+
+
+@_case()
+async def push_source_feeds_the_flow_until_closed(ex: Executor) -> None:
+    flow, push = Flow.from_push[int](capacity=8, stages=2)
+    sums = flow.map(double).partition(stages=2).reduce(zero, add).emit("state")
+    async with sums.stream(executor=ex) as events:
+        await push.push_many(range(100))  # more than the capacity: waits for room
+        push.close()  # the input ends: the windows flush, the flow finishes
+        out = [e async for e in events]
+    assert sum(out) == sum(x * 2 for x in range(100)), out
+    assert len(out) == 2, out
+    with _raises(PushClosed):
+        push.push_nowait(1)
+
+
+@_case()
+async def published_output_reaches_every_subscriber(ex: Executor) -> None:
+    flow, push = Flow.from_push[int](stages=2)
+    async with flow.map(double).start(executor=ex, publish=True) as running:
+        subscriptions = [running.subscribe(buffer=100) for _ in range(3)]
+        await push.push_many(range(50))
+        push.close()
+        await running.wait()
+        for sub in subscriptions:
+            assert sorted([e async for e in sub]) == [x * 2 for x in range(50)]
+            assert sub.dropped == 0
+        assert running.statistics().subscribers == 0
+
+
+@_case()
+async def push_after_a_failure_raises_it_as_the_cause(ex: Executor) -> None:
+    flow, push = Flow.from_push[int](stages=2)
+    with _raises(Boom):
+        async with flow.map(boom_at_42).start(executor=ex) as running:
+            await push.push_many(range(100))
+            await running.wait()
+    with _raises(PushClosed) as caught:
+        await push(0)
+    assert isinstance(caught[0].__cause__, Boom), caught
 
 
 # -- failures ------------------------------------------------------------------------------
