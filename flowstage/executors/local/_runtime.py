@@ -196,7 +196,7 @@ class Runtime:
                     if self._drain_subs is not None:
                         self._live += 1
                         inner.start_soon(self._run_drain, self._drain_subs, name="flowstage:drain")
-                    inner.start_soon(self.graph.serve, name="flowstage:flow-graph")
+                    inner.start_soon(self._serve_graph, name="flowstage:flow-graph")
                     for stage in self.owned_consumers:
                         self._consumers_live += 1
                         inner.start_soon(self._run_consumer, stage, name=f"flowstage:{stage.name}")
@@ -238,13 +238,24 @@ class Runtime:
             self._consumers_live -= 1
             self._maybe_over()
 
+    def _failed(self, exc: Exception) -> None:
+        """Record a failure before the other stages are cancelled (so a push source
+        names it to pushers it wakes); the first one counts."""
+        if self.failure is None:
+            self.failure = exc
+
+    async def _serve_graph(self) -> None:
+        try:
+            await self.graph.serve()
+        except Exception as exc:  # a remote failure, a crashed worker
+            self._failed(exc)
+            raise
+
     async def _run_tracked(self, stage: Stage) -> None:
         try:
             await lowlevel.run(stage)
         except Exception as exc:
-            # Known before the other stages are cancelled (push sources name it).
-            if self.failure is None:
-                self.failure = exc
+            self._failed(exc)
             raise
         finally:
             self._one_done()
