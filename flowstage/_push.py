@@ -101,6 +101,8 @@ class PushStatistics:
     buffered: int
     #: The buffer's capacity.
     capacity: int
+    #: Events whose pushers wait for room (``"block"``).
+    waiting: int = 0
 
 
 class _AsyncWake:
@@ -224,6 +226,7 @@ class PushHandle(Generic[T]):
             rejected=b.rejected,
             buffered=len(b),
             capacity=b.capacity,
+            waiting=b.waiting,
         )
 
     def _closed_error(self) -> PushClosed:

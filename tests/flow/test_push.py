@@ -124,6 +124,7 @@ async def test_block_waits_for_room_and_keeps_the_order() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(pusher, 10)
         await wait_until(lambda: push.statistics().pushed == 2 + 1 + 1)
+        assert push.statistics().waiting == 1
         assert done == []  # blocked: the flow does not run yet
         async with flow.stream() as events:
             got = []
