@@ -102,7 +102,7 @@ __all__ = [
 
 #: The version of the plan format. A process that receives a plan of another
 #: version refuses it (:func:`require_version`).
-PLAN_VERSION: Final = 2
+PLAN_VERSION: Final = 3
 
 #: ``(window_type, window_id, trigger_name)`` as passed to ``on_trigger``.
 TriggerInfo: TypeAlias = tuple[str, Any, Any]
