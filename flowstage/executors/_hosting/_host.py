@@ -31,6 +31,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from ...plan import Dispatch, Plan, require_version
 from ...program import Labels, PartitionNode, adrive, drive
@@ -100,6 +101,8 @@ class PartitionHost:
         self.relays: dict[int, Relay] = {}
         self.inbox: deque[tuple[Any, ...]] = deque()
         self._wake: anyio.Event | None = None
+        #: Something was queued for another process since the last pause.
+        self._sent_out = False
         self.stopping = False
         #: Seconds each node spent in its program (busy time, for statistics).
         self.busy: dict[int, float] = {}
@@ -228,6 +231,12 @@ class PartitionHost:
                 self.parent.send(("stats", message[1], self.statistics()))
             elif kind == "stop":
                 self.stopping = True
+            if self._sent_out:
+                # Let the writers send it now, and the readers take what arrived,
+                # rather than when the inbox runs dry: a peer waiting for these
+                # events or asks would sit idle until then.
+                self._sent_out = False
+                await anyio.lowlevel.checkpoint()
 
     def _relayed(self, edge: int, pieces: list[list[Any] | None], ask: int) -> None:
         """Queue what a relay released for its node (through the inbox, so the
@@ -244,6 +253,7 @@ class PartitionHost:
 
     def _send(self, target: Link, message: tuple[Any, ...]) -> None:
         target.send(message)
+        self._sent_out = True
         if self.track and target is not self.parent:
             peer = self.peer_index[id(target)]
             self.sent[peer] = self.sent.get(peer, 0) + 1
