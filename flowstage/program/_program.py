@@ -313,6 +313,8 @@ class StageProgram:
         """When ``handle_time`` must next be called (``None``: no timer)."""
         if self._finished:
             return None
+        if not self._periodically:  # called after every batch: the common case first
+            return self.window.next_deadline()
         deadlines: list[float] = [
             float("-inf") if p[2] is None else p[2] for p in self._periodically
         ]
