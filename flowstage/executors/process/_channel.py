@@ -3,10 +3,11 @@
 A frame is a 4-byte little-endian length followed by a pickle (protocol 5) of a list
 of messages: every message queued for one peer since the last write goes out in one
 frame, so a batch and the asks that follow it cost one ``pickle.dumps`` and one
-``send``. Reads and writes are non-blocking and run in separate tasks: a reader
-never waits for a write, so two processes that send to each other at the same time
-cannot deadlock. What a channel queues for writing is bounded by the protocol above
-it (events are only sent against demand).
+``send``. A batch of short strings travels as one joined string (see
+:mod:`._text`) and comes out as an equal list. Reads and writes are non-blocking
+and run in separate tasks: a reader never waits for a write, so two processes that
+send to each other at the same time cannot deadlock. What a channel queues for
+writing is bounded by the protocol above it (events are only sent against demand).
 
 The sockets are socketpairs made for the run: pickled frames only ever travel
 between a parent and its own workers, never over a network port (unpickling data
@@ -21,6 +22,8 @@ import struct
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+
+from ._text import SEP, pack
 
 if TYPE_CHECKING:
     import socket
@@ -122,7 +125,7 @@ class Channel:
                     await wake.wait()
                     continue
                 out, self._out = self._out, []
-                self._pending = memoryview(encode(out))
+                self._pending = memoryview(encode(pack(out)))
             while self._pending:
                 try:
                     sent = sock.send(self._pending)
@@ -173,6 +176,8 @@ class Channel:
                     messages = loads(view[body : body + size])
                 start = body + size
                 for message in messages:
+                    if message[0] == "text":  # a batch of text events, joined
+                        message = ("events", message[1], message[2].split(SEP))
                     handle(message)
             if start:
                 del buf[:start]
