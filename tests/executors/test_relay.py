@@ -78,3 +78,58 @@ def test_never_exceeds_the_window_and_keeps_order(
         assert relay.buffered == sent - len(taken)
     assert taken == list(range(len(taken)))
     assert len(taken) <= asked_by_consumer
+
+
+def test_resize_shrinks_as_events_move_on_and_grows_at_once() -> None:
+    relay = Relay(100)
+    assert relay.start() == 100
+    relay.resize(20)
+    out, ask = relay.on_events(list(range(100)))
+    assert ask == 0  # 100 held: nothing asked back
+    out, ask = relay.on_ask(90)
+    assert out == [list(range(90))]
+    assert ask == 10  # 10 held: room 10 >= half the new window
+    relay.resize(60)
+    out, ask = relay.on_ask(5)
+    assert ask == 45  # 5 held + 10 in flight: room 45
+    with pytest.raises(ValueError, match="window must be an integer >= 1"):
+        relay.resize(0)
+
+
+@given(
+    window=st.integers(1, 50),
+    steps=st.lists(
+        st.tuples(st.sampled_from(["ask", "send", "resize"]), st.integers(1, 30)), max_size=60
+    ),
+)
+def test_resized_never_asks_beyond_the_window_and_keeps_order(
+    window: int, steps: list[tuple[str, int]]
+) -> None:
+    """After any ask, what is held and in flight fits the window of that moment."""
+    relay = Relay(window)
+    granted = relay.start()
+    sent = 0
+    taken: list[int] = []
+    largest = window
+    for action, n in steps:
+        if action == "resize":
+            relay.resize(n)
+            largest = max(largest, n)
+            continue
+        if action == "send" and granted > 0:
+            k = min(n, granted)
+            granted -= k
+            out, ask = relay.on_events(list(range(sent, sent + k)))
+            sent += k
+        elif action == "ask":
+            out, ask = relay.on_ask(n)
+        else:
+            continue
+        for piece in out:
+            assert piece is not None
+            taken.extend(piece)
+        granted += ask
+        if ask:
+            assert sent + granted - len(taken) <= relay.window
+        assert sent + granted - len(taken) <= largest
+    assert taken == list(range(len(taken)))

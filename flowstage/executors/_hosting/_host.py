@@ -10,7 +10,9 @@ nodes it hosts, every edge that touches them) and keeps:
   to a node of this host (appended to the same queue, so order is kept per edge and
   nothing is serialized), or to the link of the process (or actor) that hosts the
   other end of the edge;
-* a :class:`~._relay.Relay` on every input edge that comes from elsewhere.
+* a :class:`~._relay.Relay` on every input edge that comes from elsewhere, its
+  window sized to about :data:`RELAY_SECONDS` of its consumer's work, between the
+  consumer's ``max_demand`` and :data:`RELAY_WINDOW` times that many events.
 
 Time comes from the parent: the host reports each node's next deadline and the parent
 sends ``("time", node, now)`` when it is due, so windows and timers follow the
@@ -41,14 +43,18 @@ from ._relay import Relay
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["RELAY_WINDOW", "Link", "PartitionHost", "error_payload"]
+__all__ = ["RELAY_SECONDS", "RELAY_WINDOW", "Link", "PartitionHost", "error_payload"]
 
 #: Where the other end of an edge lives: ``None`` for this host, else a link.
 _Here: Final = None
 
 #: An input edge from another process keeps up to this many times its layer's
-#: ``max_demand`` events in flight (see :mod:`._relay`).
+#: ``max_demand`` events in flight (see :mod:`._relay`)...
 RELAY_WINDOW: Final = 4
+#: ... and, once the host has timed its consumer, no more than about this many
+#: seconds of the consumer's work, but at least ``max_demand`` events: expensive
+#: events held in one process would keep it busy after the others are done.
+RELAY_SECONDS: Final = 0.01
 
 
 class Link(Protocol):
@@ -99,6 +105,9 @@ class PartitionHost:
         self.deadlines: dict[int, float | None] = {}
         #: The input edges from other processes, each with its relay.
         self.relays: dict[int, Relay] = {}
+        # Per relayed edge: seconds its consumer spent on how many events, since the
+        # relay's window was last sized.
+        self._timing: dict[int, list[Any]] = {}
         self.inbox: deque[tuple[Any, ...]] = deque()
         self._wake: anyio.Event | None = None
         #: Something was queued for another process since the last pause.
@@ -141,6 +150,7 @@ class PartitionHost:
                 self.to_producer[edge] = where = self._where(producer)
                 if where is not _Here:
                     self.relays[edge] = Relay(RELAY_WINDOW * node.layer.max_demand)
+                    self._timing[edge] = [0.0, 0]
         self.start_time: float | None = setup["now"]
 
     def _where(self, end: tuple[Any, ...]) -> Link | None:
@@ -206,7 +216,9 @@ class PartitionHost:
                 if message[2] is None:
                     await self._run(None, node, node.on_done(edge))
                 else:
+                    started = perf_counter()
                     await self._run(None, node, node.on_events(edge, message[2]))
+                    self._timed(edge, node, len(message[2]), perf_counter() - started)
             elif kind == "ask":
                 edge = message[1]
                 node = self.producer_of[edge]
@@ -237,6 +249,21 @@ class PartitionHost:
                 # events or asks would sit idle until then.
                 self._sent_out = False
                 await anyio.lowlevel.checkpoint()
+
+    def _timed(self, edge: int, node: PartitionNode, events: int, seconds: float) -> None:
+        """Size ``edge``'s relay window to about :data:`RELAY_SECONDS` of its
+        consumer's work, once per ``max_demand`` events it handled."""
+        timing = self._timing[edge]
+        timing[0] += seconds
+        timing[1] += events
+        max_demand = node.layer.max_demand
+        if timing[1] < max_demand:
+            return
+        per_event = timing[0] / timing[1]
+        timing[0], timing[1] = 0.0, 0
+        ceiling = RELAY_WINDOW * max_demand
+        window = ceiling if per_event <= 0 else int(RELAY_SECONDS / per_event)
+        self.relays[edge].resize(min(max(window, max_demand), ceiling))
 
     def _relayed(self, edge: int, pieces: list[list[Any] | None], ask: int) -> None:
         """Queue what a relay released for its node (through the inbox, so the

@@ -12,7 +12,9 @@ what it holds, with no round trip.
 Demand still runs end to end: the relay never asks for more than ``window`` events
 beyond what the consumer has taken, so a slow consumer still slows its producers, and
 an edge holds at most ``window`` events (plus the consumer's own ``max_demand``).
-The relay is pure: it returns the messages to send.
+The host may :meth:`~Relay.resize` the window as it learns what an event costs (a
+relay holding many expensive events leaves one process busy at the end while the
+others are done). The relay is pure: it returns the messages to send.
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ class Relay:
     def buffered(self) -> int:
         """Events held, waiting for the consumer to ask."""
         return self._buffered
+
+    def resize(self, window: int) -> None:
+        """Hold at most ``window`` events from now on (asked upstream or held). A
+        smaller window takes effect as events move on: nothing already asked is
+        taken back, and the relay asks again only once below the new window."""
+        if window < 1:
+            raise ValueError(f"window must be an integer >= 1, got: {window!r}")
+        self.window = window
 
     def start(self) -> int:
         """The first ask upstream: the whole window."""
