@@ -48,12 +48,27 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _context(method: str) -> Any:
+#: What the fork server imports for workers that run on each backend (on top of
+#: flowstage): anyio imports its backend on the first ``anyio.run``, which took a
+#: worker as long as everything else in its start-up.
+_BACKEND_MODULES: Final = {
+    "asyncio": ("anyio._backends._asyncio",),
+    "asyncio+uvloop": ("anyio._backends._asyncio", "uvloop"),
+    "trio": ("anyio._backends._trio",),
+}
+
+
+def _context(method: str, backend: str | None = None) -> Any:
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         with _preload_lock:
-            # Workers forked from a server that imported flowstage start in milliseconds.
-            ctx.set_forkserver_preload(["flowstage.executors.process._worker"])
+            # Workers forked from a server that imported flowstage and the event loop
+            # backend start in milliseconds. Only the first run's backend is
+            # preloaded (the fork server starts once per process); another backend is
+            # imported by each worker that runs on it.
+            modules = ["flowstage.executors.process._worker"]
+            modules += _BACKEND_MODULES.get(backend or "", ())
+            ctx.set_forkserver_preload(modules)
     return ctx
 
 
@@ -115,7 +130,7 @@ class WorkerPool:
         self.channels = [Channel(s, f"parent -> worker {i}") for i, s in enumerate(socks)]
 
     def _start_blocking(self, setups: list[dict[str, Any]]) -> list[socket.socket]:
-        ctx = _context(self.method)
+        ctx = _context(self.method, setups[0].get("backend") if setups else None)
         mine: list[socket.socket] = []
         try:
             for index, setup in enumerate(setups):
