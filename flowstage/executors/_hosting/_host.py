@@ -29,7 +29,7 @@ from __future__ import annotations
 import pickle
 import traceback
 from collections import deque
-from time import perf_counter
+from time import perf_counter, thread_time
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -51,10 +51,13 @@ _Here: Final = None
 #: An input edge from another process keeps up to this many times its layer's
 #: ``max_demand`` events in flight (see :mod:`._relay`)...
 RELAY_WINDOW: Final = 4
-#: ... and, once the host has timed its consumer, no more than about this many
-#: seconds of the consumer's work, but at least ``max_demand`` events: expensive
-#: events held in one process would keep it busy after the others are done.
+#: ... and, once the host has timed its consumer (CPU time, or wall time for async
+#: callbacks), no more than about this many seconds of the consumer's work, but at
+#: least ``max_demand`` events: expensive events held in one process would keep it
+#: busy after the others are done.
 RELAY_SECONDS: Final = 0.01
+#: One relayed piece in this many is timed (reading a CPU clock is a system call).
+TIME_EVERY: Final = 4
 
 
 class Link(Protocol):
@@ -105,8 +108,9 @@ class PartitionHost:
         self.deadlines: dict[int, float | None] = {}
         #: The input edges from other processes, each with its relay.
         self.relays: dict[int, Relay] = {}
-        # Per relayed edge: seconds its consumer spent on how many events, since the
-        # relay's window was last sized.
+        # Per relayed edge: seconds its consumer spent on how many events (of the
+        # pieces timed) since the relay's window was last sized, and how many pieces
+        # to handle before timing one again.
         self._timing: dict[int, list[Any]] = {}
         self.inbox: deque[tuple[Any, ...]] = deque()
         self._wake: anyio.Event | None = None
@@ -150,7 +154,7 @@ class PartitionHost:
                 self.to_producer[edge] = where = self._where(producer)
                 if where is not _Here:
                     self.relays[edge] = Relay(RELAY_WINDOW * node.layer.max_demand)
-                    self._timing[edge] = [0.0, 0]
+                    self._timing[edge] = [0.0, 0, 0]
         self.start_time: float | None = setup["now"]
 
     def _where(self, end: tuple[Any, ...]) -> Link | None:
@@ -216,9 +220,19 @@ class PartitionHost:
                 if message[2] is None:
                     await self._run(None, node, node.on_done(edge))
                 else:
-                    started = perf_counter()
-                    await self._run(None, node, node.on_events(edge, message[2]))
-                    self._timed(edge, node, len(message[2]), perf_counter() - started)
+                    timing = self._timing[edge]
+                    if timing[2]:
+                        timing[2] -= 1
+                        await self._run(None, node, node.on_events(edge, message[2]))
+                    else:
+                        # One piece in TIME_EVERY is timed: CPU time for plain
+                        # callbacks (a process preempted on a busy machine must not
+                        # look slow), wall time for async ones (mostly waiting).
+                        timing[2] = TIME_EVERY - 1
+                        clock = perf_counter if node.is_async else thread_time
+                        started = clock()
+                        await self._run(None, node, node.on_events(edge, message[2]))
+                        self._timed(edge, node, len(message[2]), clock() - started)
             elif kind == "ask":
                 edge = message[1]
                 node = self.producer_of[edge]
@@ -252,7 +266,7 @@ class PartitionHost:
 
     def _timed(self, edge: int, node: PartitionNode, events: int, seconds: float) -> None:
         """Size ``edge``'s relay window to about :data:`RELAY_SECONDS` of its
-        consumer's work, once per ``max_demand`` events it handled."""
+        consumer's work, once per ``max_demand`` events timed."""
         timing = self._timing[edge]
         timing[0] += seconds
         timing[1] += events
