@@ -58,6 +58,9 @@ RELAY_WINDOW: Final = 4
 RELAY_SECONDS: Final = 0.01
 #: One relayed piece in this many is timed (reading a CPU clock is a system call).
 TIME_EVERY: Final = 4
+#: While it has messages to handle, a host lets its writers send what it queued for
+#: other processes at most this often (seconds).
+SEND_EVERY: Final = 0.001
 
 
 class Link(Protocol):
@@ -116,6 +119,7 @@ class PartitionHost:
         self._wake: anyio.Event | None = None
         #: Something was queued for another process since the last pause.
         self._sent_out = False
+        self._paused = 0.0
         self.stopping = False
         #: Seconds each node spent in its program (busy time, for statistics).
         self.busy: dict[int, float] = {}
@@ -260,9 +264,13 @@ class PartitionHost:
             if self._sent_out:
                 # Let the writers send it now, and the readers take what arrived,
                 # rather than when the inbox runs dry: a peer waiting for these
-                # events or asks would sit idle until then.
-                self._sent_out = False
-                await anyio.lowlevel.checkpoint()
+                # events or asks would sit idle until then. At most once per
+                # SEND_EVERY: each time costs a frame and a turn of the event loop.
+                now = perf_counter()
+                if now - self._paused >= SEND_EVERY:
+                    self._sent_out = False
+                    self._paused = now
+                    await anyio.lowlevel.checkpoint()
 
     def _timed(self, edge: int, node: PartitionNode, events: int, seconds: float) -> None:
         """Size ``edge``'s relay window to about :data:`RELAY_SECONDS` of its
