@@ -1,0 +1,426 @@
+"""What the web integrations share: one running flow for an app's lifetime, request
+bodies read within a bound, the health answer, and the bytes of the feeds.
+
+Nothing here imports a web framework: the framework modules turn a
+:class:`ServiceError` into their own error response and hand the bytes to their own
+response types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+import anyio
+
+from .._options import check_callable, check_choice, check_positive_int, invalid
+from ..executors import RunningFlow
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, AsyncIterator, Callable
+
+    from anyio.abc import TaskStatus
+
+    from .. import Flow
+
+__all__ = ["FlowService", "ServiceError", "parse_events", "read_limited", "sse_chunk"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("flowstage")
+
+#: Seconds between the comment lines an idle SSE feed sends (proxies close
+#: connections that stay silent; FastAPI's own SSE pings every 15 s too).
+PING_INTERVAL = 15.0
+PING = b": ping\n\n"
+
+SLOW_POLICIES = ("drop_oldest", "disconnect")
+
+
+class ServiceError(Exception):
+    """A request the service cannot take: ``status`` is the HTTP status to answer,
+    ``message`` says why (the framework modules send ``{"detail": message}``), and
+    ``headers`` are extra response headers (``Retry-After`` on a full buffer)."""
+
+    status: int
+    message: str
+    headers: dict[str, str]
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def _encode_json(event: object) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def sse_chunk(data: list[str]) -> bytes:
+    """The ``text/event-stream`` bytes of one event per string in ``data`` (a
+    string holding line breaks becomes several ``data:`` lines of one event)."""
+    parts: list[str] = []
+    for text in data:
+        if "\n" in text or "\r" in text:
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            parts.append("".join(f"data: {line}\n" for line in lines) + "\n")
+        else:
+            parts.append(f"data: {text}\n\n")
+    return "".join(parts).encode("utf-8")
+
+
+async def read_limited(
+    chunks: AsyncIterable[bytes], limit: int, content_length: str | None = None
+) -> bytes:
+    """The whole body from ``chunks``, at most ``limit`` bytes.
+
+    Raises :class:`ServiceError` 413 as soon as the declared ``Content-Length`` or
+    the bytes received exceed ``limit``, so an oversized body is never held whole.
+    """
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise ServiceError(400, "Content-Length must be an integer") from None
+        if declared > limit:
+            raise _too_large(limit)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> ServiceError:
+    return ServiceError(413, f"the request body is larger than the limit of {limit} bytes")
+
+
+def parse_events(body: bytes, convert: Callable[[Any], Any] | None = None) -> list[Any]:
+    """The events of a request body: a JSON array, each item passed through
+    ``convert`` when given.
+
+    Raises :class:`ServiceError` 400 for a body that is not JSON, 422 for JSON that is
+    not an array or an item ``convert`` refuses (``TypeError`` or ``ValueError``; the
+    message names the item's index). Nothing is pushed before the whole body passed.
+    """
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ServiceError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(value, list):
+        raise ServiceError(
+            422, f"the request body must be a JSON array of events, got: {type(value).__name__}"
+        )
+    if convert is None:
+        return value
+    events: list[Any] = []
+    for index, item in enumerate(value):
+        try:
+            events.append(convert(item))
+        except (TypeError, ValueError) as exc:
+            raise ServiceError(422, f"event {index} is not accepted: {exc}") from None
+    return events
+
+
+class FlowService(Generic[T]):
+    """One flow running for a web app's lifetime, and what its endpoints need.
+
+    ``flow`` is started with the app (``async with service.run()``, or the app's
+    lifespan/cleanup context the framework modules provide) with its output
+    published, so each feed client gets a subscription of its own; ``push`` is the
+    handle of the flow's push source (``Flow.from_push``), for the ingest endpoint.
+
+    Guarantees:
+
+    * A failure of the flow does not stop the server: it is logged on the
+      ``flowstage`` logger at ERROR, :attr:`state` becomes ``"failed"``, the health
+      endpoint answers 503, pushes answer 503 (the push source refuses events once
+      the flow has ended) and every feed ends.
+    * Leaving :meth:`run` ends every feed, then shuts the flow down with
+      ``running.shutdown(shutdown_timeout)``: the sources are closed, the flow
+      drains for up to ``shutdown_timeout`` seconds and is cancelled after that
+      (:attr:`shutdown_result` says which).
+    * Memory is bounded: a request body is read up to ``max_body`` bytes (413
+      beyond), and each feed client has a buffer of ``buffer`` events with the
+      ``slow`` policy (``"drop_oldest"`` counts the events a slow client missed,
+      ``"disconnect"`` ends its feed), so a slow client never slows the flow or
+      the other clients.
+
+    Args:
+        flow: the flow to run (its output is what the feeds send).
+        push: the push handle of the flow's source, when the service takes events
+            over HTTP.
+        shutdown_timeout: seconds the flow may drain when the app stops.
+        buffer: events each feed client's subscription holds.
+        slow: what happens to a feed client whose buffer is full.
+        max_body: the largest request body accepted, in bytes.
+        convert: called on each item of a pushed JSON array; its result is pushed.
+            ``TypeError`` or ``ValueError`` refuses the request (422).
+        encode: turns an output event into the JSON text of one SSE ``data:`` line
+            or WebSocket message (default ``json.dumps``).
+        executor: the executor to start the flow on (see ``Flow.start``).
+    """
+
+    flow: Flow[T]
+    push: Any
+    shutdown_timeout: float
+    buffer: int
+    slow: Literal["drop_oldest", "disconnect"]
+    max_body: int
+    convert: Callable[[Any], Any] | None
+    encode: Callable[[T], str]
+    shutdown_result: Any
+    failure: BaseException | None
+
+    def __init__(
+        self,
+        flow: Flow[T],
+        push: Any = None,
+        *,
+        shutdown_timeout: float = 5.0,
+        buffer: int = 1000,
+        slow: Literal["drop_oldest", "disconnect"] = "drop_oldest",
+        max_body: int = 1024 * 1024,
+        convert: Callable[[Any], Any] | None = None,
+        encode: Callable[[T], str] | None = None,
+        executor: Any = None,
+    ) -> None:
+        call = "FlowService"
+        if not hasattr(flow, "start"):
+            raise TypeError(invalid("flow", "a Flow", flow, call))
+        if push is not None and not hasattr(push, "push_many"):
+            raise TypeError(invalid("push", "a push handle (Flow.from_push)", push, call))
+        if (
+            isinstance(shutdown_timeout, bool)
+            or not isinstance(shutdown_timeout, int | float)
+            or not math.isfinite(shutdown_timeout)
+            or shutdown_timeout < 0
+        ):
+            raise ValueError(
+                invalid("shutdown_timeout", "a finite number of seconds >= 0", shutdown_timeout, call)
+            )
+        self.flow = flow
+        self.push = push
+        self.shutdown_timeout = float(shutdown_timeout)
+        self.buffer = check_positive_int("buffer", buffer, call)
+        self.slow = check_choice("slow", slow, SLOW_POLICIES, call)
+        self.max_body = check_positive_int("max_body", max_body, call)
+        self.convert = None if convert is None else check_callable("convert", convert, call)
+        self.encode = _encode_json if encode is None else check_callable("encode", encode, call)
+        self._executor = executor
+        self._running: RunningFlow | None = None
+        self._stop = anyio.Event()
+        self._closing = anyio.Event()
+        self._subscriptions: set[Any] = set()
+        self._started = False
+        self.shutdown_result = None
+        self.failure = None
+
+    # -- lifetime -------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[FlowService[T]]:
+        """Run the flow for the duration of the block (once per service).
+
+        The flow runs in a task of its own, so its failure never cancels the
+        block; leaving the block ends the feeds and shuts the flow down (see the
+        class docstring). A flow that fails to start raises here.
+        """
+        if self._started:
+            raise RuntimeError("a FlowService runs once: create one per app")
+        self._started = True
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._host)
+            try:
+                yield self
+            finally:
+                self.close_feeds()
+                self._stop.set()
+
+    def lifespan(self, app: object) -> contextlib.AbstractAsyncContextManager[None]:
+        """An ASGI lifespan running the flow: ``FastAPI(lifespan=service.lifespan)``
+        (or ``Starlette(lifespan=...)``). To combine it with the app's own,
+        ``async with service.run():`` inside that lifespan."""
+        return self._lifespan()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        async with self.run():
+            yield
+
+    async def _host(self, *, task_status: TaskStatus[None]) -> None:
+        started = False
+        try:
+            async with self.flow.start(executor=self._executor, publish=True) as running:  # type: ignore[call-arg]
+                self._running = running
+                started = True
+                task_status.started()
+                await self._stop.wait()
+                self.shutdown_result = await running.shutdown(self.shutdown_timeout)  # type: ignore[attr-defined]
+        except Exception as exc:
+            if not started:
+                raise
+            self.failure = exc
+            logger.error(
+                "the flow of the web service failed; its health endpoint answers 503",
+                exc_info=exc,
+            )
+        finally:
+            # A failed or finished flow ends its subscriptions; make sure feeds
+            # waiting on a closed service see it too.
+            self.close_feeds()
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def running(self) -> RunningFlow:
+        """The running flow (``ServiceError`` 503 before the app started it)."""
+        if self._running is None:
+            raise ServiceError(503, "the flow is not running: the app has not started it")
+        return self._running
+
+    @property
+    def state(self) -> str:
+        """The flow's state (a ``FlowState`` value), ``"starting"`` before it was
+        started."""
+        if self._running is None:
+            return "starting"
+        return str(self._running.state.value)  # type: ignore[attr-defined]
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``(status, body)`` of the health endpoint: 200 while the flow runs, 503
+        otherwise (starting, draining, done, stopped or failed). The body has
+        ``state``, the flow's ``events_in``/``events_out`` and ``subscribers``, and
+        on failure ``error``: the exception's type name (the traceback is in the
+        log, never in a response)."""
+        state = self.state
+        body: dict[str, Any] = {"state": state}
+        if self._running is not None:
+            stats = self._running.statistics()  # type: ignore[attr-defined]
+            body["events_in"] = stats.events_in
+            body["events_out"] = stats.events_out
+            body["subscribers"] = stats.subscribers
+        failure = self.failure or (self._running.exception if self._running else None)
+        if failure is not None:
+            body["error"] = type(failure).__name__
+        return (200 if state == "running" else 503), body
+
+    # -- ingest ---------------------------------------------------------------------
+
+    async def ingest(self, chunks: AsyncIterable[bytes], content_length: str | None = None) -> int:
+        """Read a request body (a JSON array of events), push its events, and
+        return how many were pushed.
+
+        The body is read and checked whole before the first event is pushed, so a
+        refused request pushes nothing (:func:`read_limited`, :func:`parse_events`).
+        """
+        body = await read_limited(chunks, self.max_body, content_length)
+        events = parse_events(body, self.convert)
+        return await self.push_events(events)
+
+    async def push_events(self, events: list[Any]) -> int:
+        """Push ``events`` in one batch and return how many.
+
+        Raises :class:`ServiceError` 503 when the flow does not take events any more
+        (it failed, stopped or finished: ``PushClosed``) or, with the ``"reject"``
+        policy, when its buffer is full (``PushRejected``, with ``Retry-After``).
+        """
+        from .. import PushClosed, PushRejected  # type: ignore[attr-defined]
+
+        if self.push is None:
+            raise ServiceError(503, "this service takes no events: it has no push source")
+        if not events:
+            return 0
+        try:
+            await self.push.push_many(events)
+        except PushClosed as exc:
+            raise ServiceError(503, f"the flow does not take events any more: {exc}") from exc
+        except PushRejected as exc:
+            raise ServiceError(
+                503, f"the flow's input buffer is full: {exc}", {"Retry-After": "1"}
+            ) from exc
+        return len(events)
+
+    # -- feeds ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def subscription(self) -> Any:
+        """A subscription to the flow's output for one feed client, closed when the
+        block is left. Raises :class:`ServiceError` 503 once the service is
+        shutting down."""
+        if self._closing.is_set():
+            raise ServiceError(503, "the service is shutting down")
+        subscription = self.running.subscribe(buffer=self.buffer, slow=self.slow)  # type: ignore[attr-defined]
+        self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+            subscription.close()
+
+    def close_feeds(self) -> None:
+        """End every feed now, and refuse new ones (the service is shutting down).
+
+        :meth:`run` calls it before shutting the flow down; the aiohttp setup calls
+        it from ``on_shutdown``. Call it before stopping a server that waits for its
+        open connections before it runs the app's shutdown (uvicorn does)."""
+        self._closing.set()
+        for subscription in list(self._subscriptions):
+            subscription.close()
+
+    @property
+    def feeds_closed(self) -> bool:
+        """True once :meth:`close_feeds` ran (the service is shutting down)."""
+        return self._closing.is_set()
+
+    async def events(self) -> AsyncIterator[T]:
+        """The flow's output for one client (its own subscription), until the flow
+        ends or the feeds are closed. For an SSE path operation of FastAPI
+        (``response_class=EventSourceResponse``) or any other loop."""
+        with self.subscription() as subscription:
+            async for event in subscription:
+                yield event
+
+    async def sse_body(self, subscription: Any) -> AsyncIterator[bytes]:
+        """The ``text/event-stream`` bytes of ``subscription``: one ``data:`` line
+        of JSON (:attr:`encode`) per event, the events already waiting sent in one
+        chunk, a ``: ping`` comment after 15 s without events. Ends when the
+        subscription does (the flow ended, or the feeds were closed)."""
+        iterator = subscription.__aiter__()
+        encode = self.encode
+        while True:
+            event: Any = _NOTHING
+            with anyio.move_on_after(PING_INTERVAL):
+                try:
+                    event = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+            if event is _NOTHING:
+                yield PING
+                continue
+            yield sse_chunk([encode(event)])
+
+    async def statistics_json(self, interval: float = 1.0) -> AsyncIterator[str]:
+        """The flow's statistics as JSON (``FlowStatistics.to_dict()``) at once,
+        then every ``interval`` seconds, and a last time once the flow is done;
+        ends then, or at once when the feeds are closed."""
+        running = self.running
+        while not self._closing.is_set():
+            snapshot = running.statistics()  # type: ignore[attr-defined]
+            yield json.dumps(snapshot.to_dict())
+            if running.done:
+                return
+            with anyio.move_on_after(interval):
+                await self._closing.wait()
+
+
+class _Nothing:
+    pass
+
+
+_NOTHING: Any = _Nothing()
