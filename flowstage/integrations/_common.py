@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import anyio
 
 from .._options import check_callable, check_choice, check_positive_int, invalid
-from ..executors import RunningFlow
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from .. import Flow
+    from ..executors import RunningFlow
 
 __all__ = ["FlowService", "ServiceError", "parse_events", "read_limited", "sse_chunk"]
 
@@ -202,7 +202,7 @@ class FlowService(Generic[T]):
             or shutdown_timeout < 0
         ):
             raise ValueError(
-                invalid("shutdown_timeout", "a finite number of seconds >= 0", shutdown_timeout, call)
+                invalid("shutdown_timeout", "a number of seconds >= 0", shutdown_timeout, call)
             )
         self.flow = flow
         self.push = push

@@ -39,12 +39,10 @@ hold the server open.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import APIRouter, HTTPException, Request, WebSocket
-from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse
 from starlette.websockets import WebSocketDisconnect
@@ -52,7 +50,10 @@ from starlette.websockets import WebSocketDisconnect
 from ._common import FlowService, ServiceError, sse_chunk
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
     from fastapi import FastAPI
+    from fastapi.params import Depends
 
 __all__ = (
     "FlowService",
@@ -176,10 +177,8 @@ async def websocket_feed(service: FlowService[Any], websocket: WebSocket) -> Non
         scope.__exit__(None, None, None)
     if not left:
         code = 1001 if service.feeds_closed else (1011 if service.failure else 1000)
-        try:
+        with contextlib.suppress(RuntimeError, OSError):  # the client left meanwhile
             await websocket.close(code)
-        except (RuntimeError, OSError):  # the client left meanwhile
-            pass
 
 
 def mount_dashboard(
@@ -215,4 +214,3 @@ def mount_dashboard(
     router.add_api_route("/", dashboard, methods=["GET"])
     router.add_api_route("/statistics", statistics, methods=["GET"])
     app.include_router(router)
-
