@@ -20,12 +20,14 @@ closes the push source and lets the flow drain, so the last window is sent.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aiohttp import web
 from service_words import counting_service
 
 from flowstage.integrations.aiohttp import (
+    FlowService,
     health_handler,
     mount_dashboard,
     push_handler,
@@ -35,9 +37,11 @@ from flowstage.integrations.aiohttp import (
 )
 
 
-def create_app(window_ms: int = 1000, **options: Any) -> web.Application:
-    """The app, with its own service (one per app: a flow runs once)."""
-    service = counting_service(window_ms, **options)
+def create_app(service: FlowService[Any] | None = None) -> web.Application:
+    """The app around ``service`` (by default the word counts of
+    :func:`service_words.counting_service`); one service per app: a flow runs once."""
+    if service is None:
+        service = counting_service(int(os.environ.get("WINDOW_MS", "1000")))
     app = web.Application()
     setup(app, service)
     app.router.add_post("/events", push_handler(service))

@@ -38,6 +38,7 @@ from fastapi.sse import EventSourceResponse
 from service_words import counting_service
 
 from flowstage.integrations.fastapi import (
+    FlowService,
     health_response,
     ingest,
     mount_dashboard,
@@ -46,9 +47,11 @@ from flowstage.integrations.fastapi import (
 )
 
 
-def create_app(window_ms: int = 1000, **options: Any) -> FastAPI:
-    """The app, with its own service (one per app: a flow runs once)."""
-    service = counting_service(window_ms, **options)
+def create_app(service: FlowService[Any] | None = None) -> FastAPI:
+    """The app around ``service`` (by default the word counts of
+    :func:`service_words.counting_service`); one service per app: a flow runs once."""
+    if service is None:
+        service = counting_service(int(os.environ.get("WINDOW_MS", "1000")))
     app = FastAPI(lifespan=service.lifespan)
     app.state.service = service
 
@@ -72,7 +75,7 @@ def create_app(window_ms: int = 1000, **options: Any) -> FastAPI:
     return app
 
 
-app = create_app(int(os.environ.get("WINDOW_MS", "1000")))
+app = create_app()
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ response types.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import math
+import signal
+import threading
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import anyio
@@ -19,7 +22,8 @@ import anyio
 from .._options import check_callable, check_choice, check_positive_int, invalid
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator, Callable
+    from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+    from types import FrameType
 
     from anyio.abc import TaskStatus
 
@@ -164,6 +168,10 @@ class FlowService(Generic[T]):
         encode: turns an output event into the JSON text of one SSE ``data:`` line
             or WebSocket message (default ``json.dumps``).
         executor: the executor to start the flow on (see ``Flow.start``).
+        close_feeds_on_signals: in :meth:`lifespan`, when the app runs in the main
+            thread, SIGINT and SIGTERM end every feed at once before the server's
+            own handler runs (uvicorn waits for open connections before it runs the
+            lifespan's shutdown, so connected feed clients would hold it open).
     """
 
     flow: Flow[T]
@@ -174,6 +182,7 @@ class FlowService(Generic[T]):
     max_body: int
     convert: Callable[[Any], Any] | None
     encode: Callable[[T], str]
+    close_feeds_on_signals: bool
     shutdown_result: Any
     failure: BaseException | None
 
@@ -189,6 +198,7 @@ class FlowService(Generic[T]):
         convert: Callable[[Any], Any] | None = None,
         encode: Callable[[T], str] | None = None,
         executor: Any = None,
+        close_feeds_on_signals: bool = True,
     ) -> None:
         call = "FlowService"
         if not hasattr(flow, "start"):
@@ -213,6 +223,7 @@ class FlowService(Generic[T]):
         self.convert = None if convert is None else check_callable("convert", convert, call)
         self.encode = _encode_json if encode is None else check_callable("encode", encode, call)
         self._executor = executor
+        self.close_feeds_on_signals = bool(close_feeds_on_signals)
         self._running: RunningFlow | None = None
         self._stop = anyio.Event()
         self._closing = anyio.Event()
@@ -251,7 +262,8 @@ class FlowService(Generic[T]):
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
         async with self.run():
-            yield
+            with _feeds_end_on_signals(self) if self.close_feeds_on_signals else _nothing():
+                yield
 
     async def _host(self, *, task_status: TaskStatus[None]) -> None:
         started = False
@@ -421,6 +433,56 @@ class FlowService(Generic[T]):
 
 class _Nothing:
     pass
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+#: The signals a server stops on.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _feeds_end_on_signals(service: FlowService[Any]) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM first schedule
+    ``service.close_feeds()`` on the event loop, then run the handler installed
+    before (the server's). Only in the main thread, and only over a Python handler
+    (a server's or Python's own ``KeyboardInterrupt``), never over the default or
+    ignored disposition. The previous handler is put back on leaving, unless
+    something replaced this one meanwhile."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        schedule: Callable[[Callable[[], object]], object] = (
+            asyncio.get_running_loop().call_soon_threadsafe
+        )
+    except RuntimeError:  # trio
+        import trio
+
+        schedule = trio.lowlevel.current_trio_token().run_sync_soon
+
+    previous: dict[int, Callable[[int, FrameType | None], Any]] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # A signal handler may run in the middle of the event loop's own code:
+        # only schedule (thread-safe and reentrant), then chain.
+        schedule(service.close_feeds)
+        previous[signum](signum, frame)
+
+    for signum in SIGNALS:
+        current = signal.getsignal(signum)
+        if callable(current):
+            previous[signum] = current
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, old)
 
 
 _NOTHING: Any = _Nothing()
