@@ -17,7 +17,7 @@ from flowstage import Flow
 from flowstage.integrations import FlowService
 
 from ..test_examples import load
-from .conftest import FRAMEWORKS, Server, serve
+from .conftest import FRAMEWORKS, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -76,12 +76,15 @@ async def test_pushed_words_come_back_counted_over_sse(framework: str) -> None:
 async def test_every_feed_client_gets_every_result(framework: str) -> None:
     words = [f"w{i % 7}" for i in range(70)]
     with anyio.fail_after(LIMIT):
-        async with serve(framework, word_service()) as server:
-            async with server.sse() as a, server.sse() as b:
-                await server.wait_subscribers(2)
-                assert (await server.post("/events", words)).status == 202
-                assert await counted(a, len(words)) == Counter(words)
-                assert await counted(b, len(words)) == Counter(words)
+        async with (
+            serve(framework, word_service()) as server,
+            server.sse() as a,
+            server.sse() as b,
+        ):
+            await server.wait_subscribers(2)
+            assert (await server.post("/events", words)).status == 202
+            assert await counted(a, len(words)) == Counter(words)
+            assert await counted(b, len(words)) == Counter(words)
 
 
 async def test_health_says_running_then_failed_and_pushes_are_refused(framework: str) -> None:
@@ -119,16 +122,18 @@ async def test_bad_requests_are_refused_and_nothing_accepted_is_lost(
     framework: str, content: bytes, status: int, words_in_message: str
 ) -> None:
     with anyio.fail_after(LIMIT):
-        async with serve(framework, word_service(max_body=1000)) as server:
-            async with server.sse() as results:
-                await server.wait_subscribers(1)
-                assert (await server.post("/events", ["kept", "too"])).status == 202
-                refused = await server.post("/events", content=content)
-                assert refused.status == status
-                assert words_in_message in refused.body["detail"]
-                assert (await server.post("/events", ["after"])).status == 202
-                assert await counted(results, 3) == Counter(["kept", "too", "after"])
-                assert (await server.get("/health")).body["events_in"] == 3
+        async with (
+            serve(framework, word_service(max_body=1000)) as server,
+            server.sse() as results,
+        ):
+            await server.wait_subscribers(1)
+            assert (await server.post("/events", ["kept", "too"])).status == 202
+            refused = await server.post("/events", content=content)
+            assert refused.status == status
+            assert words_in_message in refused.body["detail"]
+            assert (await server.post("/events", ["after"])).status == 202
+            assert await counted(results, 3) == Counter(["kept", "too", "after"])
+            assert (await server.get("/health")).body["events_in"] == 3
 
 
 async def test_the_server_stops_at_once_with_feed_clients_connected(framework: str) -> None:
