@@ -17,7 +17,10 @@ Importing :mod:`flowstage` or this package imports no web framework.
 
 from __future__ import annotations
 
+from .._public import fixup_module_metadata as _fixup_module_metadata
 from ._common import FlowService as FlowService
 from ._common import ServiceError as ServiceError
 
 __all__ = ("FlowService", "ServiceError")
+
+_fixup_module_metadata(__name__, __all__)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import anyio
 
+from .._flowstate import FlowState
 from .._options import check_callable, check_choice, check_positive_int, invalid
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from .. import Flow
+    from .. import Flow, ShutdownResult
     from ..executors import RunningFlow
 
 __all__ = ["FlowService", "ServiceError", "parse_events", "read_limited", "sse_chunk"]
@@ -185,7 +186,7 @@ class FlowService(Generic[T]):
     convert: Callable[[Any], Any] | None
     encode: Callable[[T], str]
     close_feeds_on_signals: bool
-    shutdown_result: Any
+    shutdown_result: ShutdownResult | None
     failure: BaseException | None
 
     def __init__(
@@ -275,7 +276,7 @@ class FlowService(Generic[T]):
                 started = True
                 task_status.started()
                 await self._stop.wait()
-                self.shutdown_result = await running.shutdown(self.shutdown_timeout)  # type: ignore[attr-defined]
+                self.shutdown_result = await running.shutdown(self.shutdown_timeout)
         except Exception as exc:
             if not started:
                 raise
@@ -299,12 +300,11 @@ class FlowService(Generic[T]):
         return self._running
 
     @property
-    def state(self) -> str:
-        """The flow's state (a ``FlowState`` value), ``"starting"`` before it was
-        started."""
+    def state(self) -> FlowState:
+        """The flow's state; ``STARTING`` until the app started it."""
         if self._running is None:
-            return "starting"
-        return str(self._running.state.value)  # type: ignore[attr-defined]
+            return FlowState.STARTING
+        return self._running.state
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """``(status, body)`` of the health endpoint: 200 while the flow runs, 503
@@ -313,16 +313,16 @@ class FlowService(Generic[T]):
         on failure ``error``: the exception's type name (the traceback is in the
         log, never in a response)."""
         state = self.state
-        body: dict[str, Any] = {"state": state}
+        body: dict[str, Any] = {"state": state.value}
         if self._running is not None:
-            stats = self._running.statistics()  # type: ignore[attr-defined]
+            stats = self._running.statistics()
             body["events_in"] = stats.events_in
             body["events_out"] = stats.events_out
             body["subscribers"] = stats.subscribers
         failure = self.failure or (self._running.exception if self._running else None)
         if failure is not None:
             body["error"] = type(failure).__name__
-        return (200 if state == "running" else 503), body
+        return (200 if state is FlowState.RUNNING else 503), body
 
     # -- ingest ---------------------------------------------------------------------
 
@@ -430,7 +430,7 @@ class FlowService(Generic[T]):
         ends then, or at once when the feeds are closed."""
         running = self.running
         while not self._closing.is_set():
-            snapshot = running.statistics()  # type: ignore[attr-defined]
+            snapshot = running.statistics()
             yield json.dumps(snapshot.to_dict())
             if running.done:
                 return
