@@ -65,7 +65,7 @@ def _service() -> Any:
     from flowstage import Flow
     from flowstage.integrations import FlowService
 
-    events, push = Flow.from_push(capacity=10_000)  # type: ignore[attr-defined]
+    events, push = Flow.from_push[float](capacity=10_000)
     return FlowService(
         events.map_batch(_json_texts), push, encode=str, buffer=1000, max_body=4 * 1024 * 1024
     )

@@ -33,7 +33,7 @@ def window_counts(
 
 def counting_service(window_ms: int = 1000, **options: Any) -> FlowService[dict[str, Any]]:
     """A push source of words, counted in windows of ``window_ms``."""
-    words, push = Flow.from_push(capacity=10_000)  # type: ignore[attr-defined]
+    words, push = Flow.from_push[str](capacity=10_000)
     counts = (
         words.partition(stages=2, window=Window.periodic(window_ms, "millisecond"))
         .reduce(dict, count)

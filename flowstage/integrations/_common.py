@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from .. import Flow, ShutdownResult
+    from .. import Flow, FlowSubscription, PushHandle, ShutdownResult
     from ..executors import RunningFlow
 
 __all__ = ["FlowService", "ServiceError", "parse_events", "read_limited", "sse_chunk"]
@@ -178,7 +178,7 @@ class FlowService(Generic[T]):
     """
 
     flow: Flow[T]
-    push: Any
+    push: PushHandle[Any] | None
     shutdown_timeout: float
     buffer: int
     slow: Literal["drop_oldest", "disconnect"]
@@ -192,7 +192,7 @@ class FlowService(Generic[T]):
     def __init__(
         self,
         flow: Flow[T],
-        push: Any = None,
+        push: PushHandle[Any] | None = None,
         *,
         shutdown_timeout: float = 5.0,
         buffer: int = 1000,
@@ -230,7 +230,7 @@ class FlowService(Generic[T]):
         self._running: RunningFlow | None = None
         self._stop = anyio.Event()
         self._closing = anyio.Event()
-        self._subscriptions: set[Any] = set()
+        self._subscriptions: set[FlowSubscription[T]] = set()
         self._started = False
         self.shutdown_result = None
         self.failure = None
@@ -271,7 +271,7 @@ class FlowService(Generic[T]):
     async def _host(self, *, task_status: TaskStatus[None]) -> None:
         started = False
         try:
-            async with self.flow.start(executor=self._executor, publish=True) as running:  # type: ignore[call-arg]
+            async with self.flow.start(executor=self._executor, publish=True) as running:
                 self._running = running
                 started = True
                 task_status.started()
@@ -338,38 +338,44 @@ class FlowService(Generic[T]):
         return await self.push_events(events)
 
     async def push_events(self, events: list[Any]) -> int:
-        """Push ``events`` in one batch and return how many.
+        """Push ``events`` in one batch and return how many the push source
+        accepted (all of them, except with its ``"drop_newest"`` policy when full).
 
         Raises :class:`ServiceError` 503 when the flow does not take events any more
-        (it failed, stopped or finished: ``PushClosed``) or, with the ``"reject"``
-        policy, when its buffer is full (``PushRejected``, with ``Retry-After``).
+        (it failed, stopped or finished: ``PushClosed``; events admitted before that
+        stay accepted) or, with the ``"reject"`` policy, when they do not all fit
+        (``PushRejected``: none was accepted; with ``Retry-After``).
         """
-        from .. import PushClosed, PushRejected  # type: ignore[attr-defined]
+        from .. import PushClosed, PushRejected
 
         if self.push is None:
             raise ServiceError(503, "this service takes no events: it has no push source")
         if not events:
             return 0
         try:
-            await self.push.push_many(events)
+            return await self.push.push_many(events)
         except PushClosed as exc:
             raise ServiceError(503, f"the flow does not take events any more: {exc}") from exc
         except PushRejected as exc:
             raise ServiceError(
-                503, f"the flow's input buffer is full: {exc}", {"Retry-After": "1"}
+                503,
+                f"the flow's input buffer is full, none of the {len(events)} events was "
+                f"accepted: {exc}",
+                {"Retry-After": "1"},
             ) from exc
-        return len(events)
 
     # -- feeds ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def subscription(self) -> Any:
+    def subscription(self) -> Iterator[FlowSubscription[T]]:
         """A subscription to the flow's output for one feed client, closed when the
         block is left. Raises :class:`ServiceError` 503 once the service is
         shutting down."""
         if self._closing.is_set():
             raise ServiceError(503, "the service is shutting down")
-        subscription = self.running.subscribe(buffer=self.buffer, slow=self.slow)  # type: ignore[attr-defined]
+        subscription: FlowSubscription[T] = self.running.subscribe(
+            buffer=self.buffer, slow=self.slow
+        )
         self._subscriptions.add(subscription)
         try:
             yield subscription
@@ -400,7 +406,7 @@ class FlowService(Generic[T]):
             async for event in subscription:
                 yield event
 
-    async def sse_body(self, subscription: Any) -> AsyncIterator[bytes]:
+    async def sse_body(self, subscription: FlowSubscription[T]) -> AsyncIterator[bytes]:
         """The ``text/event-stream`` bytes of ``subscription``: one ``data:`` line
         of JSON (:attr:`encode`) per event, the events already waiting (up to 1000)
         sent in one chunk, a ``: ping`` comment after 15 s without events. Ends when the

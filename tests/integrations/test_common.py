@@ -102,7 +102,7 @@ def test_sse_chunk_writes_one_event_per_string() -> None:
 
 
 def test_the_default_encoding_is_compact_json() -> None:
-    flow, push = Flow.from_push(capacity=10)  # type: ignore[attr-defined]
+    flow, push = Flow.from_push[str](capacity=10)
     service = FlowService(flow, push)
     text = service.encode({"word": "été", "n": [1, 2]})
     assert json.loads(text) == {"word": "été", "n": [1, 2]}
@@ -124,13 +124,13 @@ def test_the_default_encoding_is_compact_json() -> None:
 def test_bad_options_name_the_option_and_what_it_takes(
     options: dict[str, Any], error: type[Exception], text: str
 ) -> None:
-    flow, push = Flow.from_push(capacity=10)  # type: ignore[attr-defined]
+    flow, push = Flow.from_push[str](capacity=10)
     with pytest.raises(error, match=text.replace("(", r"\(")):
         FlowService(flow, push, **options)
 
 
 def test_flow_and_push_are_checked() -> None:
-    flow, push = Flow.from_push(capacity=10)  # type: ignore[attr-defined]
+    flow, push = Flow.from_push[str](capacity=10)
     with pytest.raises(TypeError, match="FlowService: flow must be a Flow"):
         FlowService([1, 2], push)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="FlowService: push must be a push handle"):
@@ -138,7 +138,7 @@ def test_flow_and_push_are_checked() -> None:
 
 
 def test_a_service_that_never_ran_is_starting_and_unhealthy() -> None:
-    flow, push = Flow.from_push(capacity=10)  # type: ignore[attr-defined]
+    flow, push = Flow.from_push[str](capacity=10)
     service = FlowService(flow, push)
     assert service.state == "starting"
     assert service.health() == (503, {"state": "starting"})

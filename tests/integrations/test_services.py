@@ -40,7 +40,7 @@ def explode(word: str) -> str:
 
 def failing_service() -> FlowService[Any]:
     """Words straight through, failing on ``"boom"``."""
-    words, push = Flow.from_push(capacity=100)  # type: ignore[attr-defined]
+    words, push = Flow.from_push[str](capacity=100)
     return FlowService(words.map(explode), push)
 
 
