@@ -148,10 +148,13 @@ class FlowService(Generic[T]):
       ``flowstage`` logger at ERROR, :attr:`state` becomes ``"failed"``, the health
       endpoint answers 503, pushes answer 503 (the push source refuses events once
       the flow has ended) and every feed ends.
-    * Leaving :meth:`run` ends every feed, then shuts the flow down with
-      ``running.shutdown(shutdown_timeout)``: the sources are closed, the flow
-      drains for up to ``shutdown_timeout`` seconds and is cancelled after that
-      (:attr:`shutdown_result` says which).
+    * A graceful shutdown (:meth:`shutdown`; leaving :meth:`run`; SIGINT/SIGTERM
+      under :meth:`lifespan`; aiohttp's ``on_shutdown``) runs
+      ``running.shutdown(shutdown_timeout)``: the sources are closed (pushes answer
+      503), the flow drains for up to ``shutdown_timeout`` seconds (windows flush)
+      and is cancelled after that (:attr:`shutdown_result` says which). Feed
+      clients receive what the drain outputs, then their streams end; new feed
+      requests are refused (503) from the start of the shutdown.
     * Memory is bounded: a request body is read up to ``max_body`` bytes (413
       beyond), and each feed client has a buffer of ``buffer`` events with the
       ``slow`` policy (``"drop_oldest"`` counts the events a slow client missed,
@@ -171,10 +174,11 @@ class FlowService(Generic[T]):
         encode: turns an output event into the JSON text of one SSE ``data:`` line
             or WebSocket message (default ``json.dumps``).
         executor: the executor to start the flow on (see ``Flow.start``).
-        close_feeds_on_signals: in :meth:`lifespan`, when the app runs in the main
-            thread, SIGINT and SIGTERM end every feed at once before the server's
-            own handler runs (uvicorn waits for open connections before it runs the
-            lifespan's shutdown, so connected feed clients would hold it open).
+        shutdown_on_signals: in :meth:`lifespan`, when the app runs in the main
+            thread, SIGINT and SIGTERM start the graceful shutdown before the
+            server's own handler runs: uvicorn waits for open connections before it
+            runs the lifespan's shutdown, so connected feed clients would otherwise
+            hold it open.
     """
 
     flow: Flow[T]
@@ -185,7 +189,7 @@ class FlowService(Generic[T]):
     max_body: int
     convert: Callable[[Any], Any] | None
     encode: Callable[[T], str]
-    close_feeds_on_signals: bool
+    shutdown_on_signals: bool
     shutdown_result: ShutdownResult | None
     failure: BaseException | None
 
@@ -201,7 +205,7 @@ class FlowService(Generic[T]):
         convert: Callable[[Any], Any] | None = None,
         encode: Callable[[T], str] | None = None,
         executor: Any = None,
-        close_feeds_on_signals: bool = True,
+        shutdown_on_signals: bool = True,
     ) -> None:
         call = "FlowService"
         if not hasattr(flow, "start"):
@@ -226,9 +230,10 @@ class FlowService(Generic[T]):
         self.convert = None if convert is None else check_callable("convert", convert, call)
         self.encode = _encode_json if encode is None else check_callable("encode", encode, call)
         self._executor = executor
-        self.close_feeds_on_signals = bool(close_feeds_on_signals)
+        self.shutdown_on_signals = bool(shutdown_on_signals)
         self._running: RunningFlow | None = None
         self._stop = anyio.Event()
+        self._ended = anyio.Event()
         self._closing = anyio.Event()
         self._subscriptions: set[FlowSubscription[T]] = set()
         self._started = False
@@ -242,8 +247,9 @@ class FlowService(Generic[T]):
         """Run the flow for the duration of the block (once per service).
 
         The flow runs in a task of its own, so its failure never cancels the
-        block; leaving the block ends the feeds and shuts the flow down (see the
-        class docstring). A flow that fails to start raises here.
+        block; leaving the block shuts the flow down gracefully (see the class
+        docstring) and returns once it has ended. A flow that fails to start
+        raises here.
         """
         if self._started:
             raise RuntimeError("a FlowService runs once: create one per app")
@@ -253,8 +259,7 @@ class FlowService(Generic[T]):
             try:
                 yield self
             finally:
-                self.close_feeds()
-                self._stop.set()
+                self.begin_shutdown()
 
     def lifespan(self, app: object) -> contextlib.AbstractAsyncContextManager[None]:
         """An ASGI lifespan running the flow: ``FastAPI(lifespan=service.lifespan)``
@@ -265,7 +270,7 @@ class FlowService(Generic[T]):
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
         async with self.run():
-            with _feeds_end_on_signals(self) if self.close_feeds_on_signals else _nothing():
+            with _shutdown_on_signals(self) if self.shutdown_on_signals else _nothing():
                 yield
 
     async def _host(self, *, task_status: TaskStatus[None]) -> None:
@@ -286,9 +291,28 @@ class FlowService(Generic[T]):
                 exc_info=exc,
             )
         finally:
-            # A failed or finished flow ends its subscriptions; make sure feeds
-            # waiting on a closed service see it too.
+            # The flow's end ended its subscriptions; refuse new ones too.
             self.close_feeds()
+            self._ended.set()
+
+    def begin_shutdown(self) -> None:
+        """Start the graceful shutdown (see the class docstring) and return at once
+        (:meth:`shutdown` waits for it). Idempotent."""
+        self._stop.set()
+
+    async def shutdown(self) -> ShutdownResult | None:
+        """Shut the flow down gracefully and return once it has ended: what
+        ``running.shutdown`` did, or ``None`` if the flow had failed before (or
+        never started). Idempotent."""
+        self.begin_shutdown()
+        if self._started:
+            await self._ended.wait()
+        return self.shutdown_result
+
+    @property
+    def shutting_down(self) -> bool:
+        """True from the start of a shutdown (or :meth:`close_feeds`) on."""
+        return self._stop.is_set() or self._closing.is_set()
 
     # -- state ----------------------------------------------------------------------
 
@@ -371,7 +395,7 @@ class FlowService(Generic[T]):
         """A subscription to the flow's output for one feed client, closed when the
         block is left. Raises :class:`ServiceError` 503 once the service is
         shutting down."""
-        if self._closing.is_set():
+        if self.shutting_down:
             raise ServiceError(503, "the service is shutting down")
         subscription: FlowSubscription[T] = self.running.subscribe(
             buffer=self.buffer, slow=self.slow
@@ -384,19 +408,11 @@ class FlowService(Generic[T]):
             subscription.close()
 
     def close_feeds(self) -> None:
-        """End every feed now, and refuse new ones (the service is shutting down).
-
-        :meth:`run` calls it before shutting the flow down; the aiohttp setup calls
-        it from ``on_shutdown``. Call it before stopping a server that waits for its
-        open connections before it runs the app's shutdown (uvicorn does)."""
+        """End every feed now, and refuse new ones, without waiting for the flow
+        (which keeps running, and taking pushes, until it is shut down)."""
         self._closing.set()
         for subscription in list(self._subscriptions):
             subscription.close()
-
-    @property
-    def feeds_closed(self) -> bool:
-        """True once :meth:`close_feeds` ran (the service is shutting down)."""
-        return self._closing.is_set()
 
     async def events(self) -> AsyncIterator[T]:
         """The flow's output for one client (its own subscription), until the flow
@@ -432,13 +448,12 @@ class FlowService(Generic[T]):
 
     async def statistics_json(self, interval: float = 1.0) -> AsyncIterator[str]:
         """The flow's statistics as JSON (``FlowStatistics.to_dict()``) at once,
-        then every ``interval`` seconds, and a last time once the flow is done;
-        ends then, or at once when the feeds are closed."""
+        then every ``interval`` seconds, and a last time once the flow has ended
+        (or the feeds were closed); ends then."""
         running = self.running
-        while not self._closing.is_set():
-            snapshot = running.statistics()
-            yield json.dumps(snapshot.to_dict())
-            if running.done:
+        while True:
+            yield json.dumps(running.statistics().to_dict())
+            if running.done or self._closing.is_set():
                 return
             with anyio.move_on_after(interval):
                 await self._closing.wait()
@@ -458,9 +473,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _feeds_end_on_signals(service: FlowService[Any]) -> Iterator[None]:
+def _shutdown_on_signals(service: FlowService[Any]) -> Iterator[None]:
     """While the block runs, SIGINT and SIGTERM first schedule
-    ``service.close_feeds()`` on the event loop, then run the handler installed
+    ``service.begin_shutdown()`` on the event loop, then run the handler installed
     before (the server's). Only in the main thread, and only over a Python handler
     (a server's or Python's own ``KeyboardInterrupt``), never over the default or
     ignored disposition. The previous handler is put back on leaving, unless
@@ -482,7 +497,7 @@ def _feeds_end_on_signals(service: FlowService[Any]) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         # A signal handler may run in the middle of the event loop's own code:
         # only schedule (thread-safe and reentrant), then chain.
-        schedule(service.close_feeds)
+        schedule(service.begin_shutdown)
         previous[signum](signum, frame)
 
     for signum in SIGNALS:
@@ -496,6 +511,3 @@ def _feeds_end_on_signals(service: FlowService[Any]) -> Iterator[None]:
         for signum, old in previous.items():
             if signal.getsignal(signum) is handler:
                 signal.signal(signum, old)
-
-
-_NOTHING: Any = _Nothing()

@@ -19,8 +19,9 @@ Errors are JSON ``{"detail": message}`` with 400 (body not JSON), 413 (body over
 failed, stopped or finished, or the service is shutting down).
 
 On shutdown aiohttp runs ``on_shutdown`` before it waits for the open requests:
-:func:`setup` ends every feed there, so connected clients never hold the server
-open, then the cleanup context shuts the flow down.
+:func:`setup` shuts the flow down gracefully there (its sources closed, drained),
+so the feed clients get the last results and their streams end; connected clients
+never hold the server open.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import anyio
 from aiohttp import WSMsgType, web
 
+from .._flowstate import FlowState
 from ._common import FlowService, ServiceError, sse_chunk
 
 __all__ = (
@@ -100,13 +102,15 @@ def cleanup_ctx(
 
 def setup(app: web.Application, service: FlowService[Any]) -> None:
     """Run ``service``'s flow with ``app``: :func:`cleanup_ctx`, and an
-    ``on_shutdown`` handler that ends every feed (``service.close_feeds()``)."""
+    ``on_shutdown`` handler that shuts the flow down gracefully
+    (``await service.shutdown()``), so the feeds get what the drain outputs and
+    end before aiohttp waits for its handlers."""
 
-    async def close_feeds(app: web.Application) -> None:
-        service.close_feeds()
+    async def shutdown(app: web.Application) -> None:
+        await service.shutdown()
 
     app.cleanup_ctx.append(cleanup_ctx(service))
-    app.on_shutdown.append(close_feeds)
+    app.on_shutdown.append(shutdown)
 
 
 def push_handler(service: FlowService[Any]) -> Handler:
@@ -149,7 +153,7 @@ async def _stream(request: web.Request, chunks: AsyncIterator[bytes]) -> web.Str
 
 
 def _refused(service: FlowService[Any]) -> web.Response | None:
-    if service.feeds_closed:
+    if service.shutting_down:
         return _error(ServiceError(503, "the service is shutting down"))
     try:
         service.running  # noqa: B018 (raises 503 before the flow started)
@@ -232,7 +236,11 @@ def websocket_handler(service: FlowService[Any]) -> Handler:
         finally:
             scope.__exit__(None, None, None)
         if not ws.closed:
-            code = 1001 if service.feeds_closed else (1011 if service.failure else 1000)
+            code = (
+                1001
+                if service.shutting_down
+                else (1011 if service.state is FlowState.FAILED else 1000)
+            )
             await ws.close(code=code)
         return ws
 

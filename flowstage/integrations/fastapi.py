@@ -31,9 +31,10 @@ Errors are ``HTTPException`` with a ``detail`` message: 400 (body not JSON), 413
 (the flow failed, stopped or finished, or the service is shutting down).
 
 uvicorn waits for open connections (SSE clients included) to close before it runs
-the lifespan's shutdown; run it with ``--timeout-graceful-shutdown`` (a few seconds)
-or call ``service.close_feeds()`` before stopping it, so connected clients never
-hold the server open.
+the lifespan's shutdown: under ``service.lifespan``, SIGINT and SIGTERM start the
+service's graceful shutdown first (the flow drains, the feed clients get the last
+results, their streams end), so connected clients never hold the server open. A
+program that stops uvicorn otherwise calls ``await service.shutdown()`` first.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse
 from starlette.websockets import WebSocketDisconnect
 
+from .._flowstate import FlowState
 from ._common import FlowService, ServiceError, sse_chunk
 
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ def _http(error: ServiceError) -> HTTPException:
 
 
 def _check_open(service: FlowService[Any]) -> None:
-    if service.feeds_closed:
+    if service.shutting_down:
         raise _http(ServiceError(503, "the service is shutting down"))
     try:
         service.running  # noqa: B018 (raises 503 before the flow started)
@@ -176,7 +178,9 @@ async def websocket_feed(service: FlowService[Any], websocket: WebSocket) -> Non
     finally:
         scope.__exit__(None, None, None)
     if not left:
-        code = 1001 if service.feeds_closed else (1011 if service.failure else 1000)
+        code = (
+            1001 if service.shutting_down else (1011 if service.state is FlowState.FAILED else 1000)
+        )
         with contextlib.suppress(RuntimeError, OSError):  # the client left meanwhile
             await websocket.close(code)
 
