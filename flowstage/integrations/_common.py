@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from .. import Flow, FlowSubscription, PushHandle, ShutdownResult
     from ..executors import RunningFlow
 
-__all__ = ["FlowService", "ServiceError", "parse_events", "read_limited", "sse_chunk"]
+__all__ = [
+    "FlowService",
+    "ServiceError",
+    "parse_events",
+    "read_limited",
+    "sse_chunk",
+    "websocket_close_code",
+]
 
 T = TypeVar("T")
 
@@ -461,6 +468,17 @@ class FlowService(Generic[T]):
 
 class _Nothing:
     pass
+
+
+_NOTHING: Any = _Nothing()
+
+
+def websocket_close_code(service: FlowService[Any]) -> int:
+    """The close code of a WebSocket feed that ended: 1001 (going away) when the
+    service shuts down, 1011 (internal error) when the flow failed, else 1000."""
+    if service.shutting_down:
+        return 1001
+    return 1011 if service.state is FlowState.FAILED else 1000
 
 
 @contextlib.contextmanager

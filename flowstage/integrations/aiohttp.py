@@ -33,8 +33,7 @@ from typing import Any
 import anyio
 from aiohttp import WSMsgType, web
 
-from .._flowstate import FlowState
-from ._common import FlowService, ServiceError, sse_chunk
+from ._common import FlowService, ServiceError, sse_chunk, websocket_close_code
 
 __all__ = (
     "FlowService",
@@ -236,11 +235,7 @@ def websocket_handler(service: FlowService[Any]) -> Handler:
         finally:
             scope.__exit__(None, None, None)
         if not ws.closed:
-            code = (
-                1001
-                if service.shutting_down
-                else (1011 if service.state is FlowState.FAILED else 1000)
-            )
+            code = websocket_close_code(service)
             await ws.close(code=code)
         return ws
 

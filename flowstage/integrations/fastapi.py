@@ -48,8 +48,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse
 from starlette.websockets import WebSocketDisconnect
 
-from .._flowstate import FlowState
-from ._common import FlowService, ServiceError, sse_chunk
+from ._common import FlowService, ServiceError, sse_chunk, websocket_close_code
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -178,9 +177,7 @@ async def websocket_feed(service: FlowService[Any], websocket: WebSocket) -> Non
     finally:
         scope.__exit__(None, None, None)
     if not left:
-        code = (
-            1001 if service.shutting_down else (1011 if service.state is FlowState.FAILED else 1000)
-        )
+        code = websocket_close_code(service)
         with contextlib.suppress(RuntimeError, OSError):  # the client left meanwhile
             await websocket.close(code)
 
