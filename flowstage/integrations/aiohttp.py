@@ -254,16 +254,21 @@ def mount_dashboard(
     ``<prefix>/statistics`` (nothing else), from a sub-application whose
     ``middlewares`` run before both: pass the app's authentication there. Nothing is
     served unless the app calls this. Returns the sub-application."""
-    from ..dashboard.web import page  # type: ignore[import-not-found]
+    from ..dashboard.web import CONTENT_SECURITY_POLICY, page
 
     if not prefix.startswith("/") or prefix.endswith("/"):
         raise ValueError(
             f"mount_dashboard: prefix must start with '/' and not end with it, got: {prefix!r}"
         )
     html = page()
+    headers = {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+    }
 
     async def dashboard(request: web.Request) -> web.StreamResponse:
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=html, content_type="text/html", headers=headers)
 
     sub = web.Application(middlewares=list(middlewares))
     sub.router.add_get("/", dashboard)

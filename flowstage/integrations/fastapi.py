@@ -197,7 +197,7 @@ def mount_dashboard(
     authentication there (``[Depends(check_token)]``). Nothing is served unless the
     app calls this.
     """
-    from ..dashboard.web import page  # type: ignore[import-not-found]
+    from ..dashboard.web import CONTENT_SECURITY_POLICY, page
 
     if not prefix.startswith("/") or prefix.endswith("/"):
         raise ValueError(
@@ -205,9 +205,14 @@ def mount_dashboard(
         )
     router = APIRouter(prefix=prefix, dependencies=list(dependencies), include_in_schema=False)
     html = page()
+    headers = {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+    }
 
     async def dashboard() -> HTMLResponse:
-        return HTMLResponse(html)
+        return HTMLResponse(html, headers=headers)
 
     async def statistics() -> EventSourceResponse:
         return statistics_response(service, interval)
