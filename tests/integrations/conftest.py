@@ -34,6 +34,9 @@ FRAMEWORKS = ("fastapi", "aiohttp")
 pytest.importorskip("fastapi")
 pytest.importorskip("aiohttp")
 
+#: The example apps, loaded once.
+EXAMPLES = {name: load(f"service_{name}") for name in FRAMEWORKS}
+
 
 @pytest.fixture(params=BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
@@ -69,11 +72,17 @@ class Server:
     # -- the framework's own client ----------------------------------------------
 
     async def request(
-        self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         url = self.base + path
         data = content if json_body is None else json.dumps(json_body).encode()
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **(headers or {})}
         if self.framework == "fastapi":
             r = await self.session.request(method, url, content=data, headers=headers)
             return Response(r.status_code, _json(r.content), dict(r.headers))
@@ -83,8 +92,8 @@ class Server:
     async def post(self, path: str, body: Any = None, *, content: bytes | None = None) -> Response:
         return await self.request("POST", path, json_body=body, content=content)
 
-    async def get(self, path: str) -> Response:
-        return await self.request("GET", path)
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
+        return await self.request("GET", path, headers=headers)
 
     @contextlib.asynccontextmanager
     async def sse(self, path: str = "/results") -> AsyncIterator[AsyncIterator[Any]]:
@@ -135,10 +144,12 @@ def _listening_socket() -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def serve(framework: str, service: Any, *, graceful: float = 5.0) -> AsyncIterator[Server]:
-    """Run ``framework``'s example app around ``service`` until the block ends (or
-    ``server.stop()``); ``graceful`` is uvicorn's ``timeout_graceful_shutdown`` and
-    aiohttp's ``shutdown_timeout``."""
+async def serve(
+    framework: str, service: Any, *, graceful: float = 5.0, app: Any = None
+) -> AsyncIterator[Server]:
+    """Run ``app`` (by default ``framework``'s example app around ``service``)
+    until the block ends (or ``server.stop()``); ``graceful`` is uvicorn's
+    ``timeout_graceful_shutdown`` and aiohttp's ``shutdown_timeout``."""
     sock = _listening_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     finished = anyio.Event()
@@ -147,7 +158,7 @@ async def serve(framework: str, service: Any, *, graceful: float = 5.0) -> Async
             import httpx
             import uvicorn
 
-            app = load("service_fastapi").create_app(service)
+            app = app or EXAMPLES["fastapi"].create_app(service)
             config = uvicorn.Config(
                 app, log_config=None, timeout_graceful_shutdown=graceful, lifespan="on"
             )
@@ -176,7 +187,7 @@ async def serve(framework: str, service: Any, *, graceful: float = 5.0) -> Async
             import aiohttp
             from aiohttp import web
 
-            app = load("service_aiohttp").create_app(service)
+            app = app or EXAMPLES["aiohttp"].create_app(service)
             runner = web.AppRunner(app, shutdown_timeout=graceful)
             await runner.setup()
             site = web.SockSite(runner, sock)
