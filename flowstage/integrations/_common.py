@@ -298,8 +298,9 @@ class FlowService(Generic[T]):
                 exc_info=exc,
             )
         finally:
-            # The flow's end ended its subscriptions; refuse new ones too.
-            self.close_feeds()
+            # The flow's end ended its subscriptions (they still hand out what
+            # they hold); refuse new ones.
+            self._closing.set()
             self._ended.set()
 
     def begin_shutdown(self) -> None:
