@@ -460,8 +460,9 @@ class FlowService(Generic[T]):
         (or the feeds were closed); ends then."""
         running = self.running
         while True:
+            ended = running.done or self._closing.is_set()
             yield _statistics_json(running.statistics().to_dict())
-            if running.done or self._closing.is_set():
+            if ended:
                 return
             with anyio.move_on_after(interval):
                 await self._closing.wait()
