@@ -261,12 +261,16 @@ class FlowService(Generic[T]):
         if self._started:
             raise RuntimeError("a FlowService runs once: create one per app")
         self._started = True
+        failed_to_start: list[BaseException] = []
         async with anyio.create_task_group() as tg:
-            await tg.start(self._host)
-            try:
-                yield self
-            finally:
-                self.begin_shutdown()
+            await tg.start(self._host, failed_to_start)
+            if not failed_to_start:
+                try:
+                    yield self
+                finally:
+                    self.begin_shutdown()
+        if failed_to_start:
+            raise failed_to_start[0]
 
     def lifespan(self, app: object) -> contextlib.AbstractAsyncContextManager[None]:
         """An ASGI lifespan running the flow: ``FastAPI(lifespan=service.lifespan)``
@@ -280,7 +284,9 @@ class FlowService(Generic[T]):
             with _shutdown_on_signals(self) if self.shutdown_on_signals else _nothing():
                 yield
 
-    async def _host(self, *, task_status: TaskStatus[None]) -> None:
+    async def _host(
+        self, failed_to_start: list[BaseException], *, task_status: TaskStatus[None]
+    ) -> None:
         started = False
         try:
             async with self.flow.start(executor=self._executor, publish=True) as running:
@@ -291,7 +297,10 @@ class FlowService(Generic[T]):
                 self.shutdown_result = await running.shutdown(self.shutdown_timeout)
         except Exception as exc:
             if not started:
-                raise
+                # Raised by run() itself, outside its task group (never a group).
+                failed_to_start.append(exc)
+                task_status.started()
+                return
             self.failure = exc
             logger.error(
                 "the flow of the web service failed; its health endpoint answers 503",
