@@ -100,16 +100,19 @@ class Server:
         """An SSE connection: iterate over the JSON of each ``data:`` line; the
         iteration ends when the server ends the stream."""
         url = self.base + path
+        # Every async generator is closed here, not left to the garbage collector.
         if self.framework == "fastapi":
             async with self.session.stream("GET", url) as r:
                 assert r.status_code == 200, await r.aread()
                 assert r.headers["content-type"].startswith("text/event-stream")
-                yield _data(r.aiter_lines())
+                async with contextlib.aclosing(_data(r.aiter_lines())) as data:
+                    yield data
         else:
             async with self.session.get(url) as r:
                 assert r.status == 200, await r.read()
                 assert r.headers["content-type"].startswith("text/event-stream")
-                yield _data(_aiohttp_lines(r))
+                async with contextlib.aclosing(_data(_aiohttp_lines(r))) as data:
+                    yield data
 
     async def wait_subscribers(self, n: int) -> None:
         """Return once the flow has ``n`` feed subscribers (polls /health)."""
@@ -122,10 +125,11 @@ async def _aiohttp_lines(r: Any) -> AsyncIterator[str]:
         yield line.decode().rstrip("\r\n")
 
 
-async def _data(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
-    async for line in lines:
-        if line.startswith("data: "):
-            yield json.loads(line[6:])
+async def _data(lines: Any) -> AsyncIterator[Any]:
+    async with contextlib.aclosing(lines):
+        async for line in lines:
+            if line.startswith("data: "):
+                yield json.loads(line[6:])
 
 
 def _json(content: bytes) -> Any:
