@@ -26,8 +26,11 @@ def count(acc: dict[str, int], w: str) -> dict[str, int]:
 def window_counts(
     acc: dict[str, int], _partition: Any, trigger: tuple[str, int, str]
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """One result per window (and partition) that saw words."""
+    """One result per window (and partition) that saw words (periodic windows
+    close every period, words or not)."""
     _type, index, _name = trigger
+    if not acc:
+        return [], acc
     return [{"window": index, "counts": dict(sorted(acc.items()))}], acc
 
 

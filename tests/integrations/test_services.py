@@ -173,7 +173,7 @@ async def test_the_server_stops_with_feed_clients_connected_and_they_get_the_las
 
 
 async def test_close_feeds_ends_the_feeds_and_refuses_new_ones(framework: str) -> None:
-    service = word_service()
+    service = word_service(window_ms=3_600_000)
     with anyio.fail_after(LIMIT):
         async with serve(framework, service, graceful=86_400) as server:
             async with server.sse() as results:
