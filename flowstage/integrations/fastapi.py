@@ -158,13 +158,12 @@ async def websocket_feed(service: FlowService[Any], websocket: WebSocket) -> Non
             async def receive() -> None:
                 nonlocal left
                 try:
-                    while True:
-                        message = await websocket.receive()
-                        if message["type"] == "websocket.disconnect":
-                            break
-                finally:
-                    left = True
-                    tg.cancel_scope.cancel()
+                    while (await websocket.receive())["type"] != "websocket.disconnect":
+                        pass
+                except (WebSocketDisconnect, RuntimeError):
+                    pass
+                left = True  # not when cancelled: the feed ended first
+                tg.cancel_scope.cancel()
 
             tg.start_soon(receive)
             encode = service.encode
