@@ -87,7 +87,9 @@ class Server:
             r = await self.session.request(method, url, content=data, headers=headers)
             return Response(r.status_code, _json(r.content), dict(r.headers))
         async with self.session.request(method, url, data=data, headers=headers) as r:
-            return Response(r.status, _json(await r.read()), dict(r.headers))
+            return Response(
+                r.status, _json(await r.read()), {k.lower(): v for k, v in r.headers.items()}
+            )
 
     async def post(self, path: str, body: Any = None, *, content: bytes | None = None) -> Response:
         return await self.request("POST", path, json_body=body, content=content)
