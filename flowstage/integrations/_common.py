@@ -181,6 +181,10 @@ class FlowService(Generic[T]):
         encode: turns an output event into the JSON text of one SSE ``data:`` line
             or WebSocket message (default ``json.dumps``).
         executor: the executor to start the flow on (see ``Flow.start``).
+        ping_interval: seconds of silence after which an SSE feed sends a ``: ping``
+            comment (proxies close silent connections). A client that left is
+            noticed at the next write at the latest (aiohttp; Starlette notices at
+            once), so this also bounds how long it keeps its subscription.
         shutdown_on_signals: in :meth:`lifespan`, when the app runs in the main
             thread, SIGINT and SIGTERM start the graceful shutdown before the
             server's own handler runs: uvicorn waits for open connections before it
@@ -197,6 +201,7 @@ class FlowService(Generic[T]):
     convert: Callable[[Any], Any] | None
     encode: Callable[[T], str]
     shutdown_on_signals: bool
+    ping_interval: float
     shutdown_result: ShutdownResult | None
     failure: BaseException | None
 
@@ -213,6 +218,7 @@ class FlowService(Generic[T]):
         encode: Callable[[T], str] | None = None,
         executor: Any = None,
         shutdown_on_signals: bool = True,
+        ping_interval: float = PING_INTERVAL,
     ) -> None:
         call = "FlowService"
         if not hasattr(flow, "start"):
@@ -228,6 +234,16 @@ class FlowService(Generic[T]):
             raise ValueError(
                 invalid("shutdown_timeout", "a number of seconds >= 0", shutdown_timeout, call)
             )
+        if (
+            isinstance(ping_interval, bool)
+            or not isinstance(ping_interval, int | float)
+            or not math.isfinite(ping_interval)
+            or ping_interval <= 0
+        ):
+            raise ValueError(
+                invalid("ping_interval", "a number of seconds > 0", ping_interval, call)
+            )
+        self.ping_interval = float(ping_interval)
         self.flow = flow
         self.push = push
         self.shutdown_timeout = float(shutdown_timeout)
@@ -442,13 +458,14 @@ class FlowService(Generic[T]):
     async def sse_body(self, subscription: FlowSubscription[T]) -> AsyncIterator[bytes]:
         """The ``text/event-stream`` bytes of ``subscription``: one ``data:`` line
         of JSON (:attr:`encode`) per event, the events already waiting (up to 1000)
-        sent in one chunk, a ``: ping`` comment after 15 s without events. Ends when the
-        subscription does (the flow ended, or the feeds were closed)."""
+        sent in one chunk, a ``: ping`` comment after :attr:`ping_interval` seconds
+        without events. Ends when the subscription does (the flow ended, or the
+        feeds were closed)."""
         iterator = subscription.__aiter__()
         encode = self.encode
         while True:
             event: Any = _NOTHING
-            with anyio.move_on_after(PING_INTERVAL):
+            with anyio.move_on_after(self.ping_interval):
                 try:
                     event = await iterator.__anext__()
                 except StopAsyncIteration:

@@ -119,6 +119,7 @@ def test_the_default_encoding_is_compact_json() -> None:
         ({"shutdown_timeout": float("nan")}, ValueError, "shutdown_timeout must be"),
         ({"convert": "str"}, TypeError, "FlowService: convert must be a callable"),
         ({"encode": 1}, TypeError, "FlowService: encode must be a callable"),
+        ({"ping_interval": 0}, ValueError, "FlowService: ping_interval must be"),
     ],
 )
 def test_bad_options_name_the_option_and_what_it_takes(
