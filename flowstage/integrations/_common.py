@@ -564,14 +564,14 @@ def _shutdown_on_signals(service: FlowService[Any]) -> Iterator[None]:
         schedule(service.begin_shutdown)
         previous[signum](signum, frame)
 
-    for signum in SIGNALS:
-        current = signal.getsignal(signum)
+    for sig in SIGNALS:
+        current = signal.getsignal(sig)
         if callable(current):
-            previous[signum] = current
-            signal.signal(signum, handler)
+            previous[sig] = current
+            signal.signal(sig, handler)
     try:
         yield
     finally:
-        for signum, old in previous.items():
-            if signal.getsignal(signum) is handler:
-                signal.signal(signum, old)
+        for number, old in previous.items():
+            if signal.getsignal(number) is handler:
+                signal.signal(number, old)
