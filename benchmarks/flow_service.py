@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
+from fastapi import Request  # read by FastAPI from the route's annotations
 
 ROWS: tuple[str, ...] = (
     "fastapi: 1,000 events/s",
@@ -90,7 +91,7 @@ def serve(framework: str) -> None:
     service = _service()
     if framework == "fastapi":
         import uvicorn
-        from fastapi import FastAPI, Request
+        from fastapi import FastAPI
         from fastapi.responses import JSONResponse
 
         from flowstage.integrations import fastapi as helpers
