@@ -237,7 +237,7 @@ async def load(base: str, pid: int, rate: float, seconds: float, clients: int) -
         after = await (await session.get(base + "/stats")).json()
         tg.cancel_scope.cancel()
     latencies = sorted(x for c in readers for x in c.latencies)
-    after_warmup = [kib for t, kib in rss if t >= WARMUP * seconds] or [0]
+    after_warmup = [kib for t, kib in rss if t >= WARMUP * seconds] or [kib for _, kib in rss]
     return {
         "held": held,
         "sent": sent,
