@@ -189,6 +189,11 @@ class Client:
                     self.latencies.append(now - sent)
 
 
+async def get_json(session: Any, url: str) -> Any:
+    async with session.get(url) as response:
+        return await response.json()
+
+
 async def load(base: str, pid: int, rate: float, seconds: float, clients: int) -> dict[str, Any]:
     import aiohttp
 
@@ -207,9 +212,9 @@ async def load(base: str, pid: int, rate: float, seconds: float, clients: int) -
             tg.start_soon(client.read, session, base + "/results", measure_from, target)
         for client in [*readers, slow]:
             await client.connected.wait()
-        while (await (await session.get(base + "/stats")).json())["subscribers"] < clients + 1:
+        while (await get_json(session, base + "/stats"))["subscribers"] < clients + 1:
             pass
-        before = await (await session.get(base + "/stats")).json()
+        before = await get_json(session, base + "/stats")
         sent = accepted = 0
         start = time.monotonic()
         measure_from[0] = start + WARMUP * seconds
@@ -234,7 +239,7 @@ async def load(base: str, pid: int, rate: float, seconds: float, clients: int) -
                 if client.events >= sent:
                     client.caught_up.set()
                 await client.caught_up.wait()
-        after = await (await session.get(base + "/stats")).json()
+        after = await get_json(session, base + "/stats")
         tg.cancel_scope.cancel()
     latencies = sorted(x for c in readers for x in c.latencies)
     after_warmup = [kib for t, kib in rss if t >= WARMUP * seconds] or [kib for _, kib in rss]
@@ -270,6 +275,8 @@ def run_case(framework: str, rate: float, seconds: float, clients: int) -> dict[
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
