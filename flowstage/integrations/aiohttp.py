@@ -27,6 +27,7 @@ never hold the server open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -143,11 +144,12 @@ def health_handler(service: FlowService[Any]) -> Handler:
 async def _stream(request: web.Request, chunks: AsyncIterator[bytes]) -> web.StreamResponse:
     response = web.StreamResponse(headers=_SSE_HEADERS)
     await response.prepare(request)
-    try:
-        async for chunk in chunks:
-            await response.write(chunk)
-    except OSError:  # the client left
-        pass
+    async with contextlib.aclosing(chunks):
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+        except OSError:  # the client left
+            pass
     return response
 
 
@@ -189,8 +191,9 @@ def statistics_handler(service: FlowService[Any], interval: float = 1.0) -> Hand
             return refused
 
         async def chunks() -> AsyncIterator[bytes]:
-            async for text in service.statistics_json(interval):
-                yield sse_chunk([text])
+            async with contextlib.aclosing(service.statistics_json(interval)) as snapshots:
+                async for text in snapshots:
+                    yield sse_chunk([text])
 
         return await _stream(request, chunks())
 

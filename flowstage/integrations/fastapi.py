@@ -110,8 +110,9 @@ def sse_response(service: FlowService[Any]) -> EventSourceResponse:
     async def body() -> AsyncIterator[bytes]:
         # Subscribed once the response streams (a closing race ends it empty).
         with contextlib.suppress(ServiceError), service.subscription() as subscription:
-            async for chunk in service.sse_body(subscription):
-                yield chunk
+            async with contextlib.aclosing(service.sse_body(subscription)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
 
     return _event_stream(body())
 
@@ -126,14 +127,12 @@ def statistics_response(service: FlowService[Any], interval: float = 1.0) -> Eve
     """A Server-Sent Events response of the flow's statistics
     (``FlowStatistics.to_dict()`` as JSON) every ``interval`` seconds: the feed of
     the web dashboard."""
-    try:
-        snapshots = service.statistics_json(interval)
-    except ServiceError as error:
-        raise _http(error) from None
+    _check_open(service)
 
     async def body() -> AsyncIterator[bytes]:
-        async for text in snapshots:
-            yield sse_chunk([text])
+        async with contextlib.aclosing(service.statistics_json(interval)) as snapshots:
+            async for text in snapshots:
+                yield sse_chunk([text])
 
     return _event_stream(body())
 
