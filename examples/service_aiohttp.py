@@ -14,8 +14,9 @@ The same convention and flow as ``examples/service_fastapi.py``: ``POST /events`
 (a JSON array of words), ``GET /results`` (Server-Sent Events, JSON in each
 ``data:`` line), ``GET /health`` (``{"state": ...}``, 200 while the flow runs),
 ``GET /ws`` (a WebSocket feed) and the web dashboard at ``GET /flowstage/``.
-On Ctrl-C aiohttp ends the feeds (``on_shutdown``), then the cleanup context
-closes the push source and lets the flow drain, so the last window is sent.
+On Ctrl-C (``on_shutdown``) the push source closes and the flow drains: the
+connected clients get the last window, then their streams end and the server
+stops.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ or ``python examples/service_fastapi.py``, and feed it::
 The words are counted in windows of processing time (``Window.periodic``, one
 second by default) over two partitions; each window that saw words emits its counts
 when it closes, and the last one when the service stops (uvicorn stops it on
-Ctrl-C: the feeds end, the push source closes, the flow drains and the last window
-is sent before the process exits).
+Ctrl-C: the push source closes, the flow drains, the connected clients get the
+last window, then their streams end and uvicorn stops).
 """
 
 from __future__ import annotations
