@@ -15,7 +15,7 @@ import logging
 import math
 import signal
 import threading
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 import anyio
 
@@ -23,7 +23,7 @@ from .._flowstate import FlowState
 from .._options import check_callable, check_choice, check_positive_int, invalid
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterator
     from types import FrameType
 
     from anyio.abc import TaskStatus
@@ -48,8 +48,6 @@ logger = logging.getLogger("flowstage")
 #: connections that stay silent; FastAPI's own SSE pings every 15 s too).
 PING_INTERVAL = 15.0
 PING = b": ping\n\n"
-#: The most events one SSE write carries.
-MAX_CHUNK_EVENTS = 1000
 
 SLOW_POLICIES = ("drop_oldest", "disconnect")
 
@@ -457,8 +455,8 @@ class FlowService(Generic[T]):
 
     async def sse_body(self, subscription: FlowSubscription[T]) -> AsyncIterator[bytes]:
         """The ``text/event-stream`` bytes of ``subscription``: one ``data:`` line
-        of JSON (:attr:`encode`) per event, the events already waiting (up to 1000)
-        sent in one chunk, a ``: ping`` comment after :attr:`ping_interval` seconds
+        of JSON (:attr:`encode`) per event, the events already waiting sent in one
+        chunk, a ``: ping`` comment after :attr:`ping_interval` seconds
         without events. Ends when the subscription does (the flow ended, or the
         feeds were closed)."""
         iterator = subscription.__aiter__()
@@ -474,10 +472,14 @@ class FlowService(Generic[T]):
                 yield PING
                 continue
             data = [encode(event)]
-            # What the subscription already holds is handed out without waiting:
-            # one write for all of it.
-            for _ in range(min(subscription.buffered, MAX_CHUNK_EVENTS)):
-                data.append(encode(await iterator.__anext__()))
+            if subscription.buffered:
+                # What the subscription already holds (at most its buffer), taken
+                # as one batch without waiting, goes out in one write.
+                held = cast("AsyncGenerator[list[T], None]", subscription.batches())
+                try:
+                    data += map(encode, await held.__anext__())
+                finally:
+                    await held.aclose()
             yield sse_chunk(data)
 
     async def statistics_json(self, interval: float = 1.0) -> AsyncIterator[str]:
