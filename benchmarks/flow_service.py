@@ -130,6 +130,16 @@ def serve(framework: str) -> None:
         web.run_app(app, sock=sock, shutdown_timeout=2, print=None, access_log=None)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds process ``pid`` used so far (Linux; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     """The resident set size of process ``pid`` in KiB (Linux; 0 elsewhere)."""
     try:
@@ -216,6 +226,7 @@ async def load(base: str, pid: int, rate: float, seconds: float, clients: int) -
             pass
         before = await get_json(session, base + "/stats")
         sent = accepted = 0
+        cpu_before = cpu_seconds(pid), cpu_seconds(os.getpid())
         start = time.monotonic()
         measure_from[0] = start + WARMUP * seconds
         next_rss = start
@@ -231,7 +242,10 @@ async def load(base: str, pid: int, rate: float, seconds: float, clients: int) -
                 rss.append((time.monotonic() - start, rss_kib(pid)))
                 next_rss += 1.0
             await anyio.sleep(TICK)
-        held = accepted / (time.monotonic() - start)
+        took = time.monotonic() - start
+        held = accepted / took
+        server_cpu = (cpu_seconds(pid) - cpu_before[0]) / took
+        load_cpu = (cpu_seconds(os.getpid()) - cpu_before[1]) / took
         # Let the normal clients receive what is in flight (bounded).
         target[0] = sent
         with anyio.move_on_after(5):
@@ -251,6 +265,7 @@ async def load(base: str, pid: int, rate: float, seconds: float, clients: int) -
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
         "slow_received": slow.events,
         "dropped": after["subscriber_dropped"] - before["subscriber_dropped"],
+        "cpu": (server_cpu, load_cpu),
         "rss_mib": (after_warmup[0] / 1024, max(after_warmup) / 1024, after_warmup[-1] / 1024),
     }
 
@@ -302,17 +317,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         "| backend | case | rate held (events/s) | delivered | p50 latency | p99 latency "
-        "| slow client got | dropped for it | server RSS MiB (start / peak / end) |"
+        "| slow client got | dropped | CPU server / load | server RSS MiB (start / peak / end) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for framework in frameworks:
         for rate in rates:
             r = run_case(framework, rate, seconds, clients)
             start, peak, end = r["rss_mib"]
+            server_cpu, load_cpu = r["cpu"]
             print(
                 f"| asyncio | {framework}: {rate:,.0f} events/s | {r['held']:,.0f} "
                 f"| {100 * r['delivered']:.1f} % | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms "
                 f"| {r['slow_received']:,} | {r['dropped']:,} "
+                f"| {100 * server_cpu:.0f} % / {100 * load_cpu:.0f} % "
                 f"| {start:.0f} / {peak:.0f} / {end:.0f} |",
                 flush=True,
             )
