@@ -320,9 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| slow client got | dropped | CPU server / load | server RSS MiB (start / peak / end) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    loads = [os.getloadavg()[0]]
     for framework in frameworks:
         for rate in rates:
             r = run_case(framework, rate, seconds, clients)
+            loads.append(os.getloadavg()[0])
             start, peak, end = r["rss_mib"]
             server_cpu, load_cpu = r["cpu"]
             print(
@@ -333,7 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"| {start:.0f} / {peak:.0f} / {end:.0f} |",
                 flush=True,
             )
-    print()
+    print(
+        f"\nThe machine's load average (1 min) between the cases: "
+        f"{', '.join(f'{x:.1f}' for x in loads)} ({os.cpu_count()} cores).\n"
+    )
     return 0
 
 
