@@ -68,7 +68,7 @@ def _service() -> Any:
 
     events, push = Flow.from_push[float](capacity=10_000)
     return FlowService(
-        events.map_batch(_json_texts), push, encode=str, buffer=1000, max_body=4 * 1024 * 1024
+        events.map_batch(_json_texts), push, encode=str, buffer=10_000, max_body=4 * 1024 * 1024
     )
 
 
