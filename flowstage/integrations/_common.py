@@ -445,7 +445,7 @@ class FlowService(Generic[T]):
         for subscription in list(self._subscriptions):
             subscription.close()
 
-    async def events(self) -> AsyncIterator[T]:
+    async def events(self) -> AsyncGenerator[T, None]:
         """The flow's output for one client (its own subscription), until the flow
         ends or the feeds are closed. For an SSE path operation of FastAPI
         (``response_class=EventSourceResponse``) or any other loop."""
@@ -453,7 +453,7 @@ class FlowService(Generic[T]):
             async for event in subscription:
                 yield event
 
-    async def sse_body(self, subscription: FlowSubscription[T]) -> AsyncIterator[bytes]:
+    async def sse_body(self, subscription: FlowSubscription[T]) -> AsyncGenerator[bytes, None]:
         """The ``text/event-stream`` bytes of ``subscription``: one ``data:`` line
         of JSON (:attr:`encode`) per event, the events already waiting sent in one
         chunk, a ``: ping`` comment after :attr:`ping_interval` seconds
@@ -482,7 +482,7 @@ class FlowService(Generic[T]):
                     await held.aclose()
             yield sse_chunk(data)
 
-    async def statistics_json(self, interval: float = 1.0) -> AsyncIterator[str]:
+    async def statistics_json(self, interval: float = 1.0) -> AsyncGenerator[str, None]:
         """The flow's statistics as JSON (``FlowStatistics.to_dict()``) at once,
         then every ``interval`` seconds, and a last time once the flow has ended
         (or the feeds were closed); ends then."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -141,7 +141,7 @@ def health_handler(service: FlowService[Any]) -> Handler:
     return handler
 
 
-async def _stream(request: web.Request, chunks: AsyncIterator[bytes]) -> web.StreamResponse:
+async def _stream(request: web.Request, chunks: AsyncGenerator[bytes, None]) -> web.StreamResponse:
     response = web.StreamResponse(headers=_SSE_HEADERS)
     await response.prepare(request)
     async with contextlib.aclosing(chunks):
@@ -190,7 +190,7 @@ def statistics_handler(service: FlowService[Any], interval: float = 1.0) -> Hand
         if refused is not None:
             return refused
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncGenerator[bytes, None]:
             async with contextlib.aclosing(service.statistics_json(interval)) as snapshots:
                 async for text in snapshots:
                     yield sse_chunk([text])
