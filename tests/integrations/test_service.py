@@ -159,3 +159,26 @@ async def test_a_flow_that_fails_to_start_raises_from_run() -> None:
     with pytest.raises(OSError, match="cannot start"):
         async with service.run():
             pass
+
+
+async def test_a_full_reject_buffer_answers_503_with_retry_after_and_takes_none() -> None:
+    words, push = Flow.from_push[str](capacity=2, overflow="reject")
+    service = FlowService(words, push)
+    with anyio.fail_after(LIMIT):
+        async with service.run():
+            with pytest.raises(ServiceError) as caught:
+                await service.push_events(["a", "b", "c"])
+            assert caught.value.status == 503
+            assert caught.value.headers == {"Retry-After": "1"}
+            assert "none of the 3 events was accepted" in caught.value.message
+            assert push.statistics().accepted == 0
+
+
+async def test_push_events_says_how_many_a_drop_newest_buffer_took() -> None:
+    words, push = Flow.from_push[str](capacity=2, overflow="drop_newest")
+    service = FlowService(words, push)
+    with anyio.fail_after(LIMIT):
+        async with service.run():
+            # The batch is offered at once: two fit, the two newest are dropped.
+            assert await service.push_events(["a", "b", "c", "d"]) == 2
+            assert push.statistics().dropped == 2
