@@ -15,6 +15,14 @@ from flowstage import Flow
 from flowstage.integrations import FlowService, ServiceError
 from flowstage.integrations._common import parse_events, read_limited, sse_chunk
 
+from ..conftest import BACKENDS as ALL_BACKENDS
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    """Every backend of the suite, trio included: no web framework here."""
+    return request.param
+
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:

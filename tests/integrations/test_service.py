@@ -15,7 +15,16 @@ import pytest
 from flowstage import Flow, FlowState, Window
 from flowstage.integrations import FlowService, ServiceError
 
+from ..conftest import BACKENDS as ALL_BACKENDS
+
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    """Every backend of the suite, trio included: no web framework here."""
+    return request.param
+
 
 LIMIT = 20
 
