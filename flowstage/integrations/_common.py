@@ -101,10 +101,17 @@ async def read_limited(
         if declared > limit:
             raise _too_large(limit)
     body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
+    iterator = aiter(chunks)
+    try:
+        async for chunk in iterator:
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit)
+    finally:
+        # Left early: close a generator (Starlette's request.stream()) now.
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return bytes(body)
 
 
