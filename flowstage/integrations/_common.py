@@ -295,8 +295,9 @@ class FlowService(Generic[T]):
 
     def lifespan(self, app: object) -> contextlib.AbstractAsyncContextManager[None]:
         """An ASGI lifespan running the flow: ``FastAPI(lifespan=service.lifespan)``
-        (or ``Starlette(lifespan=...)``). To combine it with the app's own,
-        ``async with service.run():`` inside that lifespan."""
+        (or ``Starlette(lifespan=...)``): :meth:`run`, with SIGINT and SIGTERM
+        starting the shutdown (``shutdown_on_signals``). To combine it with the
+        app's own, ``async with service.lifespan(app):`` inside that lifespan."""
         return self._lifespan()
 
     @contextlib.asynccontextmanager
