@@ -12,6 +12,8 @@ round trip to the server), and every test is bounded by ``anyio.fail_after``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import json
 import os
 import signal
@@ -24,6 +26,7 @@ import anyio
 import pytest
 
 from ..conftest import BACKENDS as ALL_BACKENDS
+from ..services import missing
 from ..test_examples import load
 
 #: Both frameworks need asyncio: the suite's backends but trio.
@@ -31,11 +34,19 @@ BACKENDS: list[Any] = [param for param in ALL_BACKENDS if param.id != "trio"]
 
 FRAMEWORKS = ("fastapi", "aiohttp")
 
-pytest.importorskip("fastapi")
-pytest.importorskip("aiohttp")
 
-#: The example apps, loaded once.
-EXAMPLES = {name: load(f"service_{name}") for name in FRAMEWORKS}
+@pytest.fixture(autouse=True, scope="session")
+def _web_frameworks() -> None:
+    """Skip (fail under FLOWSTAGE_REQUIRE_SERVICES=1) without the web frameworks."""
+    for module in ("fastapi", "uvicorn", "httpx", "aiohttp"):
+        if importlib.util.find_spec(module) is None:
+            missing(module, "pip install -e '.[dev]' (or make test, which installs it)")
+
+
+@functools.cache
+def example(framework: str) -> Any:
+    """The example app module of ``framework``, loaded once."""
+    return load(f"service_{framework}")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -164,7 +175,7 @@ async def serve(
             import httpx
             import uvicorn
 
-            app = app or EXAMPLES["fastapi"].create_app(service)
+            app = app or example("fastapi").create_app(service)
             config = uvicorn.Config(
                 app, log_config=None, timeout_graceful_shutdown=graceful, lifespan="on"
             )
@@ -193,7 +204,7 @@ async def serve(
             import aiohttp
             from aiohttp import web
 
-            app = app or EXAMPLES["aiohttp"].create_app(service)
+            app = app or example("aiohttp").create_app(service)
             runner = web.AppRunner(app, shutdown_timeout=graceful)
             await runner.setup()
             site = web.SockSite(runner, sock)
