@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from .. import Flow, FlowSubscription, PushHandle, ShutdownResult
-    from ..executors import RunningFlow
+    from ..executors import Executor, RunningFlow
 
 __all__ = [
     "FlowService",
@@ -186,6 +186,9 @@ class FlowService(Generic[T]):
         encode: turns an output event into the JSON text of one SSE ``data:`` line
             or WebSocket message (default ``json.dumps``).
         executor: the executor to start the flow on (see ``Flow.start``).
+        max_feeds: the most feed clients of the flow's output (SSE, WebSocket) at
+            once; more are refused with 503, so clients opening connections cannot
+            make the service hold more than ``max_feeds x buffer`` events.
         ping_interval: seconds of silence after which an SSE feed sends a ``: ping``
             comment (proxies close silent connections). A client that left is
             noticed at the next write at the latest (aiohttp; Starlette notices at
@@ -206,6 +209,7 @@ class FlowService(Generic[T]):
     convert: Callable[[Any], Any] | None
     encode: Callable[[T], str]
     shutdown_on_signals: bool
+    max_feeds: int
     ping_interval: float
     shutdown_result: ShutdownResult | None
     failure: BaseException | None
@@ -221,8 +225,9 @@ class FlowService(Generic[T]):
         max_body: int = 1024 * 1024,
         convert: Callable[[Any], Any] | None = None,
         encode: Callable[[T], str] | None = None,
-        executor: Any = None,
+        executor: Executor | str | None = None,
         shutdown_on_signals: bool = True,
+        max_feeds: int = 1000,
         ping_interval: float = PING_INTERVAL,
     ) -> None:
         call = "FlowService"
@@ -253,6 +258,7 @@ class FlowService(Generic[T]):
         self.push = push
         self.shutdown_timeout = float(shutdown_timeout)
         self.buffer = check_positive_int("buffer", buffer, call)
+        self.max_feeds = check_positive_int("max_feeds", max_feeds, call)
         self.slow = check_choice("slow", slow, SLOW_POLICIES, call)
         self.max_body = check_positive_int("max_body", max_body, call)
         self.convert = None if convert is None else check_callable("convert", convert, call)
@@ -436,6 +442,12 @@ class FlowService(Generic[T]):
         shutting down."""
         if self.shutting_down:
             raise ServiceError(503, "the service is shutting down")
+        if len(self._subscriptions) >= self.max_feeds:
+            raise ServiceError(
+                503,
+                f"too many feed clients: this service serves {self.max_feeds} at once",
+                {"Retry-After": "5"},
+            )
         subscription: FlowSubscription[T] = self.running.subscribe(
             buffer=self.buffer, slow=self.slow
         )

@@ -128,6 +128,7 @@ def test_the_default_encoding_is_compact_json() -> None:
         ({"convert": "str"}, TypeError, "FlowService: convert must be a callable"),
         ({"encode": 1}, TypeError, "FlowService: encode must be a callable"),
         ({"ping_interval": 0}, ValueError, "FlowService: ping_interval must be"),
+        ({"max_feeds": 0}, ValueError, "FlowService: max_feeds must be an integer >= 1"),
     ],
 )
 def test_bad_options_name_the_option_and_what_it_takes(

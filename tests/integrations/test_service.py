@@ -191,3 +191,17 @@ async def test_push_events_says_how_many_a_drop_newest_buffer_took() -> None:
             # The batch is offered at once: two fit, the two newest are dropped.
             assert await service.push_events(["a", "b", "c", "d"]) == 2
             assert push.statistics().dropped == 2
+
+
+async def test_feeds_beyond_max_feeds_are_refused_until_one_leaves() -> None:
+    service = upper_service(max_feeds=2)
+    with anyio.fail_after(LIMIT):
+        async with service.run():
+            with service.subscription(), service.subscription():
+                with pytest.raises(ServiceError) as caught:
+                    service.subscription().__enter__()
+                assert caught.value.status == 503
+                assert "serves 2 at once" in caught.value.message
+            with service.subscription() as again:
+                await service.push_events(["z"])
+                assert await again.__anext__() == "Z"
