@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 	$(PYRIGHT) tests/typing/user_code.py
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test: lint typecheck pytest
 
