@@ -17,6 +17,8 @@ long as the flow runs.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -166,6 +168,27 @@ class FlowStatistics:
             "rate_out": self.rate_out,
             "layers": [layer.to_dict() for layer in self.layers],
         }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as one line of strict JSON (what the web dashboard's feed
+        sends): no newline, and a number JSON cannot hold (``NaN``, infinity) is
+        ``null``."""
+        data = self.to_dict()
+        try:
+            return json.dumps(data, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            return json.dumps(_finite(data), separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 class HasStatistics(Protocol):

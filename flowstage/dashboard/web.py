@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import re
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -102,24 +101,6 @@ def page() -> str:
     return _PAGE
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _encode(data: dict[str, Any]) -> str:
-    try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(data), separators=(",", ":"), allow_nan=False)
-
-
 def statistics_feed(source: HasStatistics, interval: float = 1.0) -> AsyncGenerator[str, None]:
     """The dashboard's feed: ``FlowStatistics.to_dict()`` of ``source`` as JSON.
 
@@ -150,4 +131,4 @@ async def _feed(source: HasStatistics, interval: float) -> AsyncGenerator[str, N
     from ..statistics import watch_statistics
 
     async for snapshot in watch_statistics(source, interval):
-        yield _encode(snapshot.to_dict())
+        yield snapshot.to_json()

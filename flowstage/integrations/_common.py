@@ -509,29 +509,11 @@ class FlowService(Generic[T]):
         running = self.running
         while True:
             ended = running.done or self._closing.is_set()
-            yield _statistics_json(running.statistics().to_dict())
+            yield running.statistics().to_json()
             if ended:
                 return
             with anyio.move_on_after(interval):
                 await self._closing.wait()
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _statistics_json(data: dict[str, Any]) -> str:
-    try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(data), separators=(",", ":"), allow_nan=False)
 
 
 class _Nothing:

@@ -103,6 +103,23 @@ def test_flow_statistics_rates_lookup_and_json() -> None:
     assert idle.rate_in == idle.rate_out == 0.0
 
 
+def test_to_json_is_one_line_of_strict_json() -> None:
+    layer = LayerStatistics(0, "<b>sources</b>", (stage("s", busy_seconds=float("inf")),))
+    stats = FlowStatistics(FlowState.DONE, float("nan"), (layer,), 3, 3, 0)
+    text = stats.to_json()
+    assert "\n" not in text
+
+    def refuse(constant: str) -> object:
+        raise ValueError(constant)
+
+    data = json.loads(text, parse_constant=refuse)
+    assert data["elapsed"] is None
+    assert data["layers"][0]["stages"][0]["busy_seconds"] is None
+    assert data["layers"][0]["label"] == "<b>sources</b>"
+    finite = FlowStatistics(FlowState.DONE, 1.0, (), 3, 3, 0)
+    assert json.loads(finite.to_json()) == finite.to_dict()
+
+
 def test_flow_state_is_a_string_and_knows_its_ends() -> None:
     assert FlowState.RUNNING == "running"
     assert str(FlowState.FAILED) == "failed"

@@ -21,7 +21,7 @@ over socketpairs made for the run, never over a network port.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..._options import check_choice, check_positive_int
 from ..._public import fixup_module_metadata as _fixup_module_metadata
@@ -30,17 +30,19 @@ from .._hosting import FlowNotPortable as FlowNotPortable
 from .._hosting import HostedGraph, cloudpickle, serialize_plan
 from .._hosting import RemoteError as RemoteError
 from .._hosting import WorkerCrashed as WorkerCrashed
-from ..local import LocalFlowStream, LocalRunningFlow, SlicedFlowIterator
+from .._hosting._executor import HostingExecutor
 from ._pool import WorkerPool, default_workers, running_backend, start_method
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..local._graph import Graph
     from ..local._runtime import Runtime
 
 __all__ = ("FlowNotPortable", "ProcessExecutor", "RemoteError", "WorkerCrashed")
 
 
-class ProcessExecutor:
+class ProcessExecutor(HostingExecutor):
     """Runs a flow's layers in worker processes (see the module docstring).
 
     Args:
@@ -73,7 +75,7 @@ class ProcessExecutor:
     def __repr__(self) -> str:
         return f"ProcessExecutor(workers={self.workers})"
 
-    def _graph(self, plan: Plan) -> Any:
+    def _graph(self, plan: Plan) -> Callable[[Plan, Bindings, Runtime], Graph]:
         plan = require_version(plan)
         data = serialize_plan(plan, cloudpickle(), "process", "worker processes")
 
@@ -94,15 +96,6 @@ class ProcessExecutor:
             )
 
         return make
-
-    def open_stream(self, plan: Plan, bindings: Bindings) -> LocalFlowStream[Any]:
-        return LocalFlowStream(plan, bindings, graph=self._graph(plan))
-
-    def start(self, plan: Plan, bindings: Bindings) -> LocalRunningFlow:
-        return LocalRunningFlow(plan, bindings, graph=self._graph(plan))
-
-    def iterate(self, plan: Plan, bindings: Bindings) -> SlicedFlowIterator[Any]:
-        return SlicedFlowIterator(plan, bindings, graph=self._graph(plan))
 
 
 _fixup_module_metadata(__name__, __all__)

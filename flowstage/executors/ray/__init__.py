@@ -34,9 +34,11 @@ from .._hosting import FlowNotPortable as FlowNotPortable
 from .._hosting import HostedGraph, cloudpickle, serialize_plan
 from .._hosting import RemoteError as RemoteError
 from .._hosting import WorkerCrashed as WorkerCrashed
-from ..local import LocalFlowStream, LocalRunningFlow, SlicedFlowIterator
+from .._hosting._executor import HostingExecutor
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..local._graph import Graph
     from ..local._runtime import Runtime
 
@@ -56,7 +58,7 @@ def _check_options(option: str, value: object) -> dict[str, Any]:
     return dict(value)
 
 
-class RayExecutor:
+class RayExecutor(HostingExecutor):
     """Runs a flow's layers in Ray actors (see the module docstring).
 
     Args:
@@ -128,7 +130,7 @@ class RayExecutor:
     def __repr__(self) -> str:
         return f"RayExecutor(address={self.address!r}, max_actors={self.max_actors})"
 
-    def _graph(self, plan: Plan) -> Any:
+    def _graph(self, plan: Plan) -> Callable[[Plan, Bindings, Runtime], Graph]:
         plan = require_version(plan)
         fallback = cloudpickle()
         if fallback is None:
@@ -161,15 +163,6 @@ class RayExecutor:
             )
 
         return make
-
-    def open_stream(self, plan: Plan, bindings: Bindings) -> LocalFlowStream[Any]:
-        return LocalFlowStream(plan, bindings, graph=self._graph(plan))
-
-    def start(self, plan: Plan, bindings: Bindings) -> LocalRunningFlow:
-        return LocalRunningFlow(plan, bindings, graph=self._graph(plan))
-
-    def iterate(self, plan: Plan, bindings: Bindings) -> SlicedFlowIterator[Any]:
-        return SlicedFlowIterator(plan, bindings, graph=self._graph(plan))
 
 
 def _ray_cloudpickle() -> Any:
