@@ -1064,6 +1064,8 @@ async def statistics_count_every_layer(ex: Executor) -> None:
     assert mappers.events_out == reducers.events_in == len(words)
     assert stats.events_out == reducers.events_out == len(out) == len(set(words))
     assert [s.name for s in reducers.stages] == ["flow-layer1-stage0", "flow-layer1-stage1"]
+    # Gauges: nothing is subscribed any more once the flow has ended.
+    assert not any(s.producers or s.consumers for layer in stats.layers for s in layer.stages)
     assert not any(s.running for layer in stats.layers for s in layer.stages)
     assert pickle.loads(pickle.dumps(stats)) == stats
     assert json.loads(json.dumps(stats.to_dict()))["layers"][2]["events_in"] == len(words)
@@ -1093,7 +1095,9 @@ async def a_running_flow_reports_its_state(ex: Executor) -> None:
     async with flow.start(executor=ex) as running:
         assert _state(running) == FlowState.RUNNING
         await sent.wait()
-        assert running.statistics().state == FlowState.RUNNING
+        live = running.statistics()
+        assert live.state == FlowState.RUNNING
+        assert [s.producers for s in live.layers[1].stages] == [1, 1]  # the source
         gate.set()
         await running.wait()
         assert _state(running) == FlowState.DONE

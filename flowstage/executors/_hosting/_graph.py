@@ -131,6 +131,7 @@ class HostedGraph(Graph):
         self.timers: dict[int, RemoteTimer] = {}
         #: The last counters each host reported, per node id.
         self.reported: dict[int, dict[str, Any]] = {}
+        self._counts: list[tuple[int, int]] | None = None
         self._scheduler = scheduler
         super().__init__(plan, bindings, scheduler)
 
@@ -252,18 +253,34 @@ class HostedGraph(Graph):
             for host in range(self.pool.size):
                 self.pool.send(host, ("stats", 0))
 
+    def _edge_counts(self) -> list[tuple[int, int]]:
+        """Input and output edges of each node (counted once)."""
+        counts = self._counts
+        if counts is None:
+            ins = [0] * len(self.nodes)
+            outs = [0] * len(self.nodes)
+            for _, producer, consumer, _ in self.edges:
+                if producer[0] == "node":
+                    outs[producer[1]] += 1
+                if consumer[0] == "node":
+                    ins[consumer[1]] += 1
+            counts = self._counts = list(zip(ins, outs, strict=True))
+        return counts
+
     def layer_statistics(self, index: int) -> tuple[StageStatistics, ...]:
         out = []
+        counts = self._edge_counts()
         for node in self.layer_nodes[index]:
             layer, partition, _worker = self.nodes[node]
             row = self.reported.get(node, {})
-            inputs = sum(1 for e in self.edges if e[2][0] == "node" and e[2][1] == node)
-            outputs = sum(1 for e in self.edges if e[1][0] == "node" and e[1][1] == node)
+            finished = row.get("finished", False)
+            # Gauges, as a stage's: no subscriptions once the node has finished.
+            inputs, outputs = (0, 0) if finished else counts[node]
             out.append(
                 StageStatistics(
                     name=f"flow-layer{layer}-stage{partition}",
                     kind="producer_consumer",
-                    running=not row.get("finished", False),
+                    running=not finished,
                     events_in=row.get("events_in", 0),
                     events_out=row.get("events_out", 0),
                     batches_in=row.get("batches_in", 0),
