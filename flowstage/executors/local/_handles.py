@@ -191,8 +191,10 @@ class LocalRunningFlow:
     async def shutdown(self, timeout: float = 5.0) -> ShutdownResult:  # noqa: ASYNC109
         """End the flow cooperatively, within ``timeout`` seconds.
 
-        Closes the sources (each sends what it already emitted, then ends as if its
-        input had ended: push sources stop accepting events), lets the flow drain
+        Closes the sources the flow owns (each sends what it already emitted, then
+        ends as if its input had ended: push sources stop accepting events; running
+        producers given to ``from_stages`` are the caller's and are left alone, so a
+        flow fed only by them drains only if they end), lets the flow drain
         (windows flush, everything in flight is handled and output) and, if it has
         not finished after ``timeout`` seconds, stops it. Returns what happened;
         never raises the flow's failure (it is in the result, and still raised from
