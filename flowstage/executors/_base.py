@@ -122,7 +122,10 @@ class Executor(Protocol):
     (``"local"``, ``"process"``, ...).
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What :func:`~flowstage.executors.resolve` knows this executor by."""
+        ...
 
     def open_stream(
         self, plan: Plan, bindings: Bindings

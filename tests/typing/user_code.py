@@ -25,6 +25,7 @@ from flowstage import (
     stream,
 )
 from flowstage.connectors.redis import RedisStreamSink, RedisStreamSource
+from flowstage.executors.process import ProcessExecutor
 from flowstage.flow import ReducedFlow
 
 
@@ -81,6 +82,12 @@ async def word_count(lines: list[str]) -> list[tuple[str, int]]:
     pairs = await counts.to_list()
     assert_type(pairs, list[tuple[str, int]])
     return pairs
+
+
+async def on_workers(lines: list[str]) -> list[tuple[str, int]]:
+    # Every executor is an Executor to the type checker (name is a class attribute).
+    counts = Flow.from_iterable(lines).flat_map(str.split).partition().reduce(dict, count)
+    return await counts.to_list(executor=ProcessExecutor(2))
 
 
 async def chains() -> None:
@@ -177,6 +184,7 @@ def redis_sources() -> None:
 
 async def main() -> None:
     assert sorted(await word_count(["a b", "a"])) == [("a", 2), ("b", 1)]
+    assert sorted(await on_workers(["a b", "a"])) == [("a", 2), ("b", 1)]
     await chains()
     assert await stages() == sum(range(100)) + 5
     redis_sources()
