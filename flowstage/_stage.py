@@ -195,6 +195,12 @@ class Stage:
     #: option is never silently ignored.
     subscription_options: ClassVar[frozenset[str]] = frozenset()
 
+    #: A producer whose ``handle_demand`` may return a ``range`` and whose consumers
+    #: take it as a batch (only executors set this, for consumers that send the
+    #: batch to another process: a slice of a ``range`` travels as three integers).
+    #: Every other non-list result is turned into a list.
+    _range_batches: ClassVar[bool] = False
+
     def __init__(
         self,
         *,
@@ -823,7 +829,11 @@ class Stage:
                 if self._async["handle_demand"]:
                     result = await result
                 if result:
-                    self._emit(result if type(result) is list else _as_list(result))
+                    if type(result) is not list and not (
+                        type(result) is range and self._range_batches
+                    ):
+                        result = _as_list(result)
+                    self._emit(result)
         else:
             self._pc_counter += demand
             if demand > 0 and self._pc_demand_hook:
@@ -891,6 +901,8 @@ class Stage:
         if leftover:
             buffer = self._buffer
             assert buffer is not None
+            if type(leftover) is not list:  # a range batch (see _range_batches)
+                leftover = list(leftover)
             discarded, released = buffer.store(leftover)
             if discarded:
                 self._record_discard(discarded)

@@ -22,13 +22,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from ..._stats import StageStatistics
+from ...dispatchers import DemandDispatcher
 from ..local._graph import Graph
+from ..local._sources import FlowRangeProducer
 from ._proxies import InputProxy, OutputProxy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from ..._stage import Stage
+    from ...dispatchers import Dispatcher
     from ...plan import Bindings, LayerInput, LayerPlan, Plan
     from ..local._map_reducer import Scheduler
 
@@ -174,6 +177,23 @@ class HostedGraph(Graph):
                     self.tracked.append(proxy)
         self.layers.append([])
         self.layer_nodes.append(ids)
+
+    def iterable_producer(
+        self,
+        iterable: Iterable[Any],
+        dispatcher: Dispatcher[Any],
+        name: str,
+        consumer: LayerPlan | None,
+    ) -> Stage:
+        # A range feeding a layer goes to its hosts in slices (three integers each),
+        # when its dispatcher hands out batches whole or sliced (demand).
+        if (
+            type(iterable) is range
+            and consumer is not None
+            and type(dispatcher) is DemandDispatcher
+        ):
+            return FlowRangeProducer(iterable, self._scheduler, dispatcher, name)
+        return super().iterable_producer(iterable, dispatcher, name, consumer)
 
     def _sender(self, worker: int) -> Any:
         pool = self.pool

@@ -212,12 +212,15 @@ class PartitionHost:
             kind = message[0]
             if kind == "events":
                 edge = message[1]
+                batch = message[2]
+                if type(batch) is range:  # a slice of a range source, sent as such
+                    batch = list(batch)
                 relay = relays.get(edge)
                 if relay is None:
                     node = self.consumer_of[edge]
-                    await self._run(None, node, node.on_events(edge, message[2]))
+                    await self._run(None, node, node.on_events(edge, batch))
                 else:
-                    self._relayed(edge, *relay.on_events(message[2]))
+                    self._relayed(edge, *relay.on_events(batch))
             elif kind == "relayed":
                 edge = message[1]
                 node = self.consumer_of[edge]

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ..._push import PushHandle
     from ..._stats import StageStatistics
     from ..._subscription import Subscription
+    from ...dispatchers import Dispatcher
     from ...messages import AckSource, Message, Sink
 
 __all__ = ["Graph"]
@@ -140,8 +141,8 @@ class Graph:
                 it = self.bindings.resolve(ref)
                 p: Stage
                 if isinstance(src, IterableSource):
-                    p = FlowIterableProducer(
-                        cast("Iterable[Any]", it), self.scheduler, disp, f"flow-source{k}"
+                    p = self.iterable_producer(
+                        cast("Iterable[Any]", it), disp, f"flow-source{k}", consumer
                     )
                 else:
                     p = FlowAsyncIterableProducer(
@@ -191,6 +192,17 @@ class Graph:
                 for s in through:
                     self.subscribe(s, p, cancel="transient")
         return through
+
+    def iterable_producer(
+        self,
+        iterable: Iterable[Any],
+        dispatcher: Dispatcher[Any],
+        name: str,
+        consumer: LayerPlan | None,
+    ) -> Stage:
+        """The source stage over a synchronous iterable feeding ``consumer`` (a layer,
+        or ``None`` for a parent-side stage such as ``through_stages``)."""
+        return FlowIterableProducer(iterable, self.scheduler, dispatcher, name)
 
     def _failure(self) -> BaseException | None:
         """The flow's failure, once known (for push sources' ``PushClosed``)."""

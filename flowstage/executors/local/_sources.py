@@ -22,6 +22,7 @@ __all__ = [
     "FlowIterableProducer",
     "FlowMessageProducer",
     "FlowPushProducer",
+    "FlowRangeProducer",
     "SubscriptionCounter",
 ]
 
@@ -67,6 +68,38 @@ class FlowIterableProducer(_ReportsSubscriptions, IterableProducer[Any]):
         except Exception as exc:
             add_flow_note(exc, source_note(self.name, asynchronous=False))
             raise
+
+
+class FlowRangeProducer(FlowIterableProducer):
+    """A flow source over a ``range`` whose batches stay ranges.
+
+    For executors whose consumers send each batch to another process (the process
+    and Ray executors' input proxies): a slice of a ``range`` is itself a range, so
+    a batch of any size travels as three integers and becomes a list only where it
+    is handled, instead of the parent creating, pickling and sending every integer.
+    The items, their order and the demand rules are those of
+    :class:`FlowIterableProducer` over the same range.
+    """
+
+    _range_batches = True
+
+    def __init__(
+        self, items: range, counter: SubscriptionCounter, dispatcher: Dispatcher[Any], name: str
+    ) -> None:
+        super().__init__(items, counter, dispatcher, name)
+        self._range = items
+        self._pos = 0
+
+    def handle_demand(self, demand: int) -> Any:
+        if self._exhausted:
+            return None
+        start = self._pos
+        batch = self._range[start : start + demand]
+        self._pos = start + len(batch)
+        if len(batch) < demand:
+            self._exhausted = True
+            self.finish()
+        return batch
 
 
 class FlowAsyncIterableProducer(_ReportsSubscriptions, AsyncIterableProducer[Any]):
