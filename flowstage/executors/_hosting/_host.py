@@ -12,7 +12,8 @@ nodes it hosts, every edge that touches them) and keeps:
   other end of the edge;
 * a :class:`~._relay.Relay` on every input edge that comes from elsewhere, its
   window sized to about :data:`RELAY_SECONDS` of its consumer's work, between the
-  consumer's ``max_demand`` and :data:`RELAY_WINDOW` times that many events.
+  consumer's ``max_demand`` and :data:`RELAY_WINDOW` times that many events (and
+  :data:`RELAY_BYTES` where the transport reports sizes).
 
 Time comes from the parent: the host reports each node's next deadline and the parent
 sends ``("time", node, now)`` when it is due, so windows and timers follow the
@@ -48,14 +49,20 @@ __all__ = ["RELAY_SECONDS", "RELAY_WINDOW", "Link", "PartitionHost", "error_payl
 #: Where the other end of an edge lives: ``None`` for this host, else a link.
 _Here: Final = None
 
-#: An input edge from another process keeps up to this many times its layer's
+#: An input edge from another process starts with this many times its layer's
 #: ``max_demand`` events in flight (see :mod:`._relay`)...
-RELAY_WINDOW: Final = 4
+RELAY_START: Final = 4
 #: ... and, once the host has timed its consumer (CPU time, or wall time for async
-#: callbacks), no more than about this many seconds of the consumer's work, but at
-#: least ``max_demand`` events: expensive events held in one process would keep it
-#: busy after the others are done.
+#: callbacks), keeps about :data:`RELAY_SECONDS` of the consumer's work in flight:
+#: at least ``max_demand`` events, at most :data:`RELAY_WINDOW` times that many.
+#: Expensive events held in one process would keep it busy after the others are
+#: done; cheap ones need a deep window to hide the round trip between processes.
+RELAY_WINDOW: Final = 16
 RELAY_SECONDS: Final = 0.01
+#: Where the transport tells the size of what arrives (the process executor's
+#: frames), an edge also keeps at most about this many bytes in flight (but at least
+#: ``max_demand`` events), however cheap its events are to handle.
+RELAY_BYTES: Final = 8 << 20
 #: One relayed piece in this many is timed (reading a CPU clock is a system call).
 TIME_EVERY: Final = 4
 #: While it has messages to handle, a host lets its writers send what it queued for
@@ -115,6 +122,9 @@ class PartitionHost:
         # pieces timed) since the relay's window was last sized, and how many pieces
         # to handle before timing one again.
         self._timing: dict[int, list[Any]] = {}
+        #: Per relayed edge: the bytes per event of the latest batch whose size the
+        #: transport reported (0.0: none yet).
+        self._sizes: dict[int, float] = {}
         self.inbox: deque[tuple[Any, ...]] = deque()
         self._wake: anyio.Event | None = None
         #: Something was queued for another process since the last pause.
@@ -157,8 +167,9 @@ class PartitionHost:
                 self.consumer_of[edge] = node
                 self.to_producer[edge] = where = self._where(producer)
                 if where is not _Here:
-                    self.relays[edge] = Relay(RELAY_WINDOW * node.layer.max_demand)
+                    self.relays[edge] = Relay(RELAY_START * node.layer.max_demand)
                     self._timing[edge] = [0.0, 0, 0]
+                    self._sizes[edge] = 0.0
         self.start_time: float | None = setup["now"]
 
     def _where(self, end: tuple[Any, ...]) -> Link | None:
@@ -220,6 +231,8 @@ class PartitionHost:
                     node = self.consumer_of[edge]
                     await self._run(None, node, node.on_events(edge, batch))
                 else:
+                    if len(message) > 3 and batch:  # the size of the batch, in bytes
+                        self._sizes[edge] = message[3] / len(batch)
                     self._relayed(edge, *relay.on_events(batch))
             elif kind == "relayed":
                 edge = message[1]
@@ -287,8 +300,11 @@ class PartitionHost:
         per_event = timing[0] / timing[1]
         timing[0], timing[1] = 0.0, 0
         ceiling = RELAY_WINDOW * max_demand
+        size = self._sizes[edge]
+        if size > 0:
+            ceiling = min(ceiling, int(RELAY_BYTES / size))
         window = ceiling if per_event <= 0 else int(RELAY_SECONDS / per_event)
-        self.relays[edge].resize(min(max(window, max_demand), ceiling))
+        self.relays[edge].resize(max(min(window, ceiling), max_demand))
 
     def _relayed(self, edge: int, pieces: list[list[Any] | None], ask: int) -> None:
         """Queue what a relay released for its node (through the inbox, so the

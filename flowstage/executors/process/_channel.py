@@ -4,7 +4,9 @@ A frame is a 4-byte little-endian length followed by a pickle (protocol 5) of a 
 of messages: every message queued for one peer since the last write goes out in one
 frame, so a batch and the asks that follow it cost one ``pickle.dumps`` and one
 ``send``. A batch of short strings travels as one joined string (see
-:mod:`._text`) and comes out as an equal list. Reads and writes are non-blocking
+:mod:`._text`) and comes out as an equal list; each ``("events", edge, batch)``
+received is handed on with a fourth item, the bytes its events took in the frame
+(their share of it), which bounds a relay's window in bytes. Reads and writes are non-blocking
 and run in separate tasks: a reader never waits for a write, so two processes that
 send to each other at the same time cannot deadlock. What a channel queues for
 writing is bounded by the protocol above it (events are only sent against demand).
@@ -175,9 +177,18 @@ class Channel:
                 with memoryview(buf) as view:
                     messages = loads(view[body : body + size])
                 start = body + size
+                events = 0
+                for i, message in enumerate(messages):
+                    kind = message[0]
+                    if kind == "text":  # a batch of text events, joined
+                        message = messages[i] = ("events", message[1], message[2].split(SEP))
+                        kind = "events"
+                    if kind == "events":
+                        events += len(message[2])
                 for message in messages:
-                    if message[0] == "text":  # a batch of text events, joined
-                        message = ("events", message[1], message[2].split(SEP))
+                    if message[0] == "events" and events:
+                        # With the share of the frame's size its events took.
+                        message = (*message, size * len(message[2]) / events)
                     handle(message)
             if start:
                 del buf[:start]

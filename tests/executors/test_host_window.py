@@ -1,0 +1,153 @@
+"""How deep a host keeps an edge from another process: its relay's window starts at
+RELAY_START x max_demand, grows to about RELAY_SECONDS of the consumer's work (at
+most RELAY_WINDOW x max_demand) and, where the transport reports sizes, holds at
+most about RELAY_BYTES (never below max_demand events)."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+from typing import Any
+
+import anyio
+import pytest
+
+from flowstage import Flow
+from flowstage.executors._hosting import PartitionHost
+from flowstage.executors._hosting._host import (
+    RELAY_BYTES,
+    RELAY_START,
+    RELAY_WINDOW,
+)
+from flowstage.executors.process._channel import Channel, encode
+from flowstage.executors.process._text import pack
+
+pytestmark = pytest.mark.anyio
+
+MAX_DEMAND = 100
+IN, OUT = 0, 1
+
+
+def same(x: int) -> int:
+    return x
+
+
+TOTAL = 100 * MAX_DEMAND
+
+
+class Parent:
+    """Takes the node's output; stops the host once the node is done."""
+
+    def __init__(self) -> None:
+        self.host: PartitionHost | None = None
+        self.received = 0
+
+    def send(self, message: Any) -> None:
+        assert self.host is not None
+        if message[0] == "events":
+            self.received += len(message[2])
+        elif message[0] == "done":
+            self.host.deliver(("stop",))
+
+
+class Peer:
+    """The producer in another process: answers every ask with that many events
+    (in batches of max_demand), each reported as ``size`` bytes (or no size)."""
+
+    def __init__(self, size: float | None) -> None:
+        self.host: PartitionHost | None = None
+        self.size = size
+        self.asks: list[int] = []
+        self.next = 0
+
+    def send(self, message: Any) -> None:
+        assert self.host is not None
+        assert message[0] == "ask"
+        self.asks.append(message[2])
+        stop = min(self.next + message[2], TOTAL)
+        while self.next < stop:
+            batch = list(range(self.next, min(self.next + MAX_DEMAND, stop)))
+            self.next += len(batch)
+            if self.size is None:
+                self.host.deliver(("events", IN, batch))
+            else:
+                self.host.deliver(("events", IN, batch, self.size * len(batch)))
+        if self.next == TOTAL:
+            self.next += 1
+            self.host.deliver(("done", IN))
+
+
+async def feed(size: float | None) -> tuple[int, int, int]:
+    """Run the node over TOTAL events; return the first ask upstream, the window at
+    the end, and how many events came out."""
+    flow = Flow.from_iterable([], stages=1, max_demand=MAX_DEMAND).map(same)
+    setup = {
+        "index": 0,
+        "plan": pickle.dumps(flow.plan()),
+        "nodes": [(0, 0, 0, None)],
+        "edges": [
+            (IN, ("node", 99, 1), ("node", 0, 0), {}),
+            (OUT, ("node", 0, 0), ("parent",), {}),
+        ],
+        "peers": 1,
+        "backend": "asyncio",
+        "now": 0.0,
+        "track": False,
+    }
+    parent, peer = Parent(), Peer(size)
+    node_host = PartitionHost(setup, parent, {1: peer})
+    parent.host = peer.host = node_host
+    node_host.deliver(("ask", OUT, 10**9))
+    with anyio.fail_after(10):
+        await node_host.process()
+    return peer.asks[0], node_host.relays[IN].window, parent.received
+
+
+async def test_the_window_starts_small_and_grows_for_cheap_events() -> None:
+    first, window, out = await feed(None)
+    assert first == RELAY_START * MAX_DEMAND
+    assert window == RELAY_WINDOW * MAX_DEMAND
+    assert out == TOTAL
+
+
+async def test_reported_sizes_cap_the_window_in_bytes() -> None:
+    per_event = RELAY_BYTES / (2 * MAX_DEMAND)  # the budget holds 2 x max_demand
+    _, window, _ = await feed(per_event)
+    assert window == 2 * MAX_DEMAND
+
+
+async def test_huge_events_still_get_max_demand() -> None:
+    _, window, _ = await feed(float(RELAY_BYTES))  # one event is the whole budget
+    assert window == MAX_DEMAND
+
+
+async def test_the_process_channel_reports_each_batchs_share_of_its_frame() -> None:
+    a, b = socket.socketpair()
+    sender, receiver = Channel(a, "a"), Channel(b, "b")
+    words = [f"word{i}" for i in range(300)]
+    numbers = list(range(100))
+    got: list[Any] = []
+
+    def handle(message: Any) -> None:
+        got.append(message)
+        if len(got) == 3:
+            tg.cancel_scope.cancel()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender.write_loop)
+            tg.start_soon(receiver.read_loop, handle)
+            sender.send(("events", 1, words))
+            sender.send(("ask", 2, 10))
+            sender.send(("events", 3, numbers))
+    sender.close()
+    receiver.close()
+    (k1, e1, w, s1), ask, (k3, e3, n, s3) = got
+    assert (k1, e1, w, k3, e3, n) == ("events", 1, words, "events", 3, numbers)
+    assert ask == ("ask", 2, 10)
+    # The frame's size shared by event count: 3 parts to the words, 1 to the numbers.
+    assert s1 == pytest.approx(3 * s3)
+    assert (
+        s1 + s3
+        == len(encode(pack([("events", 1, words), ("ask", 2, 10), ("events", 3, numbers)]))) - 4
+    )
