@@ -1,10 +1,11 @@
 """How deep a host keeps an edge from another process: its relay's window starts at
 RELAY_START x max_demand, grows to about RELAY_SECONDS of the consumer's work (at
 most RELAY_WINDOW x max_demand) and, where the transport reports sizes, holds at
-most about RELAY_BYTES (never below max_demand events)."""
+most about RELAY_BYTES (never below one event)."""
 
 from __future__ import annotations
 
+import logging
 import pickle
 import socket
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
+import flowstage
 from flowstage import Flow
 from flowstage.executors._hosting import PartitionHost
 from flowstage.executors._hosting._host import (
@@ -19,6 +21,7 @@ from flowstage.executors._hosting._host import (
     RELAY_START,
     RELAY_WINDOW,
 )
+from flowstage.executors.process import ProcessExecutor
 from flowstage.executors.process._channel import Channel, encode
 from flowstage.executors.process._text import pack
 
@@ -77,9 +80,9 @@ class Peer:
             self.host.deliver(("done", IN))
 
 
-async def feed(size: float | None) -> tuple[int, int, int]:
+async def feed(size: float | None) -> tuple[int, int, int, list[int]]:
     """Run the node over TOTAL events; return the first ask upstream, the window at
-    the end, and how many events came out."""
+    the end, how many events came out, and every ask upstream."""
     flow = Flow.from_iterable([], stages=1, max_demand=MAX_DEMAND).map(same)
     setup = {
         "index": 0,
@@ -100,25 +103,30 @@ async def feed(size: float | None) -> tuple[int, int, int]:
     node_host.deliver(("ask", OUT, 10**9))
     with anyio.fail_after(10):
         await node_host.process()
-    return peer.asks[0], node_host.relays[IN].window, parent.received
+    return peer.asks[0], node_host.relays[IN].window, parent.received, peer.asks
 
 
 async def test_the_window_starts_small_and_grows_for_cheap_events() -> None:
-    first, window, out = await feed(None)
+    first, window, out, asks = await feed(None)
     assert first == RELAY_START * MAX_DEMAND
     assert window == RELAY_WINDOW * MAX_DEMAND
     assert out == TOTAL
+    # A wider window is asked for in several asks, none above the first (a
+    # DemandDispatcher upstream expects no larger ask than the first).
+    assert max(asks) == first
+    assert sum(asks) > 5 * first
 
 
 async def test_reported_sizes_cap_the_window_in_bytes() -> None:
     per_event = RELAY_BYTES / (2 * MAX_DEMAND)  # the budget holds 2 x max_demand
-    _, window, _ = await feed(per_event)
+    _, window, _, _ = await feed(per_event)
     assert window == 2 * MAX_DEMAND
 
 
-async def test_huge_events_still_get_max_demand() -> None:
-    _, window, _ = await feed(float(RELAY_BYTES))  # one event is the whole budget
-    assert window == MAX_DEMAND
+async def test_huge_events_go_one_at_a_time() -> None:
+    _, window, out, _ = await feed(float(RELAY_BYTES))  # one event is the whole budget
+    assert window == 1
+    assert out == TOTAL
 
 
 async def test_the_process_channel_reports_each_batchs_share_of_its_frame() -> None:
@@ -151,3 +159,35 @@ async def test_the_process_channel_reports_each_batchs_share_of_its_frame() -> N
         s1 + s3
         == len(encode(pack([("events", 1, words), ("ask", 2, 10), ("events", 3, numbers)]))) - 4
     )
+
+
+def double(x: int) -> int:
+    return x * 2
+
+
+async def test_a_source_feeding_workers_logs_no_demand_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The relays' windows grow for these cheap events; the parent's source never
+    # sees an ask larger than the first.
+    caplog.set_level(logging.WARNING)
+    items = list(range(300_000))
+    flow = Flow.from_iterable(items, stages=2).map(double)
+    out = await flow.to_list(executor=ProcessExecutor(2))
+    assert len(out) == len(items)
+    assert not [r for r in caplog.records if "maximum demand" in r.getMessage()]
+
+
+async def test_a_users_producer_feeding_workers_logs_no_demand_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A from_stages producer keeps its own DemandDispatcher (expecting no ask above
+    # the first); its proxies never ask it more at once.
+    caplog.set_level(logging.WARNING)
+    producer = flowstage.from_iterable(range(300_000))
+    async with flowstage.StageGroup() as group:
+        group.start(producer)
+        flow = Flow.from_stages([producer], stages=2).map(double)
+        out = await flow.to_list(executor=ProcessExecutor(2))
+    assert sorted(out) == [x * 2 for x in range(300_000)]
+    assert not [r for r in caplog.records if "maximum demand" in r.getMessage()]

@@ -25,6 +25,7 @@ from ..._stats import StageStatistics
 from ...dispatchers import DemandDispatcher
 from ..local._graph import Graph
 from ..local._sources import FlowRangeProducer
+from ._host import RELAY_START, RELAY_WINDOW
 from ._proxies import InputProxy, OutputProxy
 
 if TYPE_CHECKING:
@@ -171,12 +172,22 @@ class HostedGraph(Graph):
                 worker = self.nodes[consumer][2]
                 for p in producers:
                     edge = self._edge(_PARENT, self._end(consumer), {})
-                    proxy = InputProxy(edge, self._sender(worker), f"flow-input{edge}")
+                    # A user's stage keeps its own dispatcher: never ask it more at
+                    # once than the relay's first ask (the sources built here take
+                    # the relay's widest window, see source_dispatcher).
+                    limit = RELAY_START * layer.max_demand if p in self.foreign else None
+                    proxy = InputProxy(edge, self._sender(worker), f"flow-input{edge}", limit)
                     proxy.subscription = self.subscribe(proxy, p, cancel="transient", **extra)
                     self.input_proxies[edge] = proxy
                     self.tracked.append(proxy)
         self.layers.append([])
         self.layer_nodes.append(ids)
+
+    def source_dispatcher(self, inp: LayerInput, consumer: LayerPlan | None) -> Dispatcher[Any]:
+        if consumer is not None and inp.dispatch.kind == "demand":
+            # Hosts ask through their relays, whose windows grow past the first ask.
+            return DemandDispatcher(max_demand=RELAY_WINDOW * consumer.max_demand)
+        return super().source_dispatcher(inp, consumer)
 
     def iterable_producer(
         self,

@@ -11,9 +11,9 @@ nodes it hosts, every edge that touches them) and keeps:
   nothing is serialized), or to the link of the process (or actor) that hosts the
   other end of the edge;
 * a :class:`~._relay.Relay` on every input edge that comes from elsewhere, its
-  window sized to about :data:`RELAY_SECONDS` of its consumer's work, between the
-  consumer's ``max_demand`` and :data:`RELAY_WINDOW` times that many events (and
-  :data:`RELAY_BYTES` where the transport reports sizes).
+  window sized to about :data:`RELAY_SECONDS` of its consumer's work, at most
+  :data:`RELAY_WINDOW` times the consumer's ``max_demand`` events (and
+  :data:`RELAY_BYTES` where the transport reports sizes), at least one event.
 
 Time comes from the parent: the host reports each node's next deadline and the parent
 sends ``("time", node, now)`` when it is due, so windows and timers follow the
@@ -53,15 +53,16 @@ _Here: Final = None
 #: ``max_demand`` events in flight (see :mod:`._relay`)...
 RELAY_START: Final = 4
 #: ... and, once the host has timed its consumer (CPU time, or wall time for async
-#: callbacks), keeps about :data:`RELAY_SECONDS` of the consumer's work in flight:
-#: at least ``max_demand`` events, at most :data:`RELAY_WINDOW` times that many.
+#: callbacks), keeps about :data:`RELAY_SECONDS` of the consumer's work in flight,
+#: at most :data:`RELAY_WINDOW` times ``max_demand`` events, at least one event.
 #: Expensive events held in one process would keep it busy after the others are
-#: done; cheap ones need a deep window to hide the round trip between processes.
+#: done (the consumer then gets smaller batches, which costs little beside the
+#: work); cheap ones need a deep window to hide the round trip between processes.
 RELAY_WINDOW: Final = 16
 RELAY_SECONDS: Final = 0.01
 #: Where the transport tells the size of what arrives (the process executor's
 #: frames), an edge also keeps at most about this many bytes in flight (but at least
-#: ``max_demand`` events), however cheap its events are to handle.
+#: one event), however cheap its events are to handle.
 RELAY_BYTES: Final = 8 << 20
 #: One relayed piece in this many is timed (reading a CPU clock is a system call).
 TIME_EVERY: Final = 4
@@ -304,7 +305,7 @@ class PartitionHost:
         if size > 0:
             ceiling = min(ceiling, int(RELAY_BYTES / size))
         window = ceiling if per_event <= 0 else int(RELAY_SECONDS / per_event)
-        self.relays[edge].resize(max(min(window, ceiling), max_demand))
+        self.relays[edge].resize(max(min(window, ceiling), 1))
 
     def _relayed(self, edge: int, pieces: list[list[Any] | None], ask: int) -> None:
         """Queue what a relay released for its node (through the inbox, so the
@@ -317,6 +318,12 @@ class PartitionHost:
     def _send_up(self, edge: int, n: int) -> None:
         target = self.to_producer[edge]
         assert target is not None
+        # No single ask above the relay's first: a producer's DemandDispatcher takes
+        # the first ask as the largest to expect and warns of any larger one.
+        step = self.relays[edge].max_ask
+        while n > step:
+            self._send(target, ("ask", edge, step))
+            n -= step
         self._send(target, ("ask", edge, n))
 
     def _send(self, target: Link, message: tuple[Any, ...]) -> None:

@@ -45,17 +45,45 @@ _WAKE: Final = _Wake()
 
 class InputProxy(Consumer[Any]):
     """Feeds one partition in a worker from a producer of the parent (see the
-    module docstring)."""
+    module docstring).
 
-    def __init__(self, edge: int, send: Callable[[Any], None], name: str) -> None:
+    With ``max_outstanding``, no more than that many events are asked of the
+    producer and not yet received (the rest of the partition's demand waits for
+    events to arrive): a user's producer whose DemandDispatcher took the first ask
+    as the largest to expect then never sees a larger one (asks pending on a
+    subscription add up)."""
+
+    def __init__(
+        self,
+        edge: int,
+        send: Callable[[Any], None],
+        name: str,
+        max_outstanding: int | None = None,
+    ) -> None:
         super().__init__(name=name)
         self.edge = edge
         self._send = send
         self.subscription: Subscription[Any] | None = None
+        self._limit = max_outstanding
+        self._outstanding = 0  # asked of the producer, not received
+        self._held = 0  # asked by the partition, not yet asked of the producer
 
     def ask(self, n: int) -> None:
         """The partition asked for ``n`` more events."""
-        if self.subscription is not None and n > 0:
+        if self.subscription is None or n <= 0:
+            return
+        if self._limit is None:
+            self.subscription.ask(n)
+            return
+        self._held += n
+        self._forward()
+
+    def _forward(self) -> None:
+        assert self._limit is not None
+        n = min(self._limit - self._outstanding, self._held)
+        if n > 0 and self.subscription is not None:
+            self._held -= n
+            self._outstanding += n
             self.subscription.ask(n)
 
     def handle_subscribe(
@@ -65,6 +93,9 @@ class InputProxy(Consumer[Any]):
 
     def handle_events(self, events: list[Any], from_: Any) -> None:
         self._send(("events", self.edge, events))
+        if self._limit is not None:
+            self._outstanding -= len(events)
+            self._forward()
 
     def handle_cancel(self, reason: tuple[str, object], from_: Any) -> None:
         if is_normal_reason(reason[1]):

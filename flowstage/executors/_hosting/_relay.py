@@ -31,12 +31,24 @@ class Relay:
     for "done") to hand to the consumer, and how many events to ask upstream (0:
     nothing)."""
 
-    __slots__ = ("_asked", "_buffer", "_buffered", "_delivered_done", "_done", "_want", "window")
+    __slots__ = (
+        "_asked",
+        "_buffer",
+        "_buffered",
+        "_delivered_done",
+        "_done",
+        "_want",
+        "max_ask",
+        "window",
+    )
 
     def __init__(self, window: int) -> None:
         if window < 1:
             raise ValueError(f"window must be an integer >= 1, got: {window!r}")
         self.window = window
+        #: The first ask (the whole first window): the host sends a larger one as
+        #: several asks of at most this many events.
+        self.max_ask = window
         self._asked = 0  # asked upstream, not yet received
         self._buffer: deque[list[Any]] = deque()
         self._buffered = 0

@@ -130,14 +130,13 @@ class Graph:
 
     def producers_of(self, inp: LayerInput, consumer: LayerPlan | None) -> list[Stage]:
         src = inp.source
-        d = inp.dispatch
         if isinstance(src, int):
             return list(self.layers[src])
         if isinstance(src, IterableSource | AsyncIterableSource):
             out: list[Stage] = []
             for ref in src.iterables:
                 k = len(self.sources)
-                disp = make_dispatcher(d.kind, d.partitions, d.hash, consumer)
+                disp = self.source_dispatcher(inp, consumer)
                 it = self.bindings.resolve(ref)
                 p: Stage
                 if isinstance(src, IterableSource):
@@ -161,7 +160,7 @@ class Graph:
         if isinstance(src, PushSource):
             k = len(self.sources)
             handle = cast("PushHandle[Any]", self.bindings.resolve(src.handle))
-            disp = make_dispatcher(d.kind, d.partitions, d.hash, consumer)
+            disp = self.source_dispatcher(inp, consumer)
             push = FlowPushProducer(
                 handle, self._failure, self.scheduler, disp, handle.name or f"flow-source{k}"
             )
@@ -177,7 +176,7 @@ class Graph:
                 cast("AckSource[Any]", self.bindings.resolve(src.source)), src.max_unacked
             )
             self.ackers.append(acker)
-            disp = make_dispatcher(d.kind, d.partitions, d.hash, consumer)
+            disp = self.source_dispatcher(inp, consumer)
             m = FlowMessageProducer(acker, _wrapper(index), self.scheduler, disp, f"flow-source{k}")
             self.sources.append(m)
             self.tracked.append(m)
@@ -192,6 +191,11 @@ class Graph:
                 for s in through:
                     self.subscribe(s, p, cancel="transient")
         return through
+
+    def source_dispatcher(self, inp: LayerInput, consumer: LayerPlan | None) -> Dispatcher[Any]:
+        """The dispatcher of a source feeding ``consumer`` through ``inp``."""
+        d = inp.dispatch
+        return make_dispatcher(d.kind, d.partitions, d.hash, consumer)
 
     def iterable_producer(
         self,
