@@ -191,3 +191,33 @@ async def test_a_users_producer_feeding_workers_logs_no_demand_warning(
         out = await flow.to_list(executor=ProcessExecutor(2))
     assert sorted(out) == [x * 2 for x in range(300_000)]
     assert not [r for r in caplog.records if "maximum demand" in r.getMessage()]
+
+
+def test_messages_for_a_later_layer_are_handled_first() -> None:
+    # One host runs both layers: parent -> layer 0 -> layer 1 -> parent.
+    flow = Flow.from_iterable([], stages=1).map(same).partition(stages=1).map(same)
+    setup = {
+        "index": 0,
+        "plan": pickle.dumps(flow.plan()),
+        "nodes": [(0, 0, 0, (1, 0)), (1, 1, 0, None)],
+        "edges": [
+            (0, ("parent",), ("node", 0, 0), {}),
+            (1, ("node", 0, 0), ("node", 1, 0), {}),
+            (2, ("node", 1, 0), ("parent",), {}),
+        ],
+        "peers": 0,
+        "backend": "asyncio",
+        "now": 0.0,
+        "track": False,
+    }
+    node_host = PartitionHost(setup, Parent(), {})
+    control, later, earlier = node_host.queues
+    node_host.deliver(("events", 0, [1]))  # for layer 0
+    node_host.deliver(("ask", 1, 5))  # for layer 0 (its output edge)
+    node_host.deliver(("events", 1, [2]))  # for layer 1
+    node_host.deliver(("ask", 2, 5))  # for layer 1
+    node_host.deliver(("time", 0, 1.0))  # for layer 0
+    node_host.deliver(("stats", 0))
+    assert list(control) == [("stats", 0)]
+    assert list(later) == [("events", 1, [2]), ("ask", 2, 5)]
+    assert list(earlier) == [("events", 0, [1]), ("ask", 1, 5), ("time", 0, 1.0)]

@@ -5,11 +5,12 @@ A :class:`PartitionHost` is set up from one frame sent by the parent (the plan, 
 nodes it hosts, every edge that touches them) and keeps:
 
 * one :class:`~flowstage.program.PartitionNode` per hosted partition;
-* a queue of received messages, handled one at a time, in order, by :meth:`process`,
-  which calls the node each message is for and routes what the node's outbox holds:
-  to a node of this host (appended to the same queue, so order is kept per edge and
-  nothing is serialized), or to the link of the process (or actor) that hosts the
-  other end of the edge;
+* queues of received messages, one per hosted layer, handled one at a time by
+  :meth:`process`, the later layer's first and each queue in order, so every node
+  gets its own messages in order; it calls the node each message is for and routes
+  what the node's outbox holds: to a node of this host (queued the same way, so
+  order is kept per edge and nothing is serialized), or to the link of the process
+  (or actor) that hosts the other end of the edge;
 * a :class:`~._relay.Relay` on every input edge that comes from elsewhere, its
   window sized to about :data:`RELAY_SECONDS` of its consumer's work, at most
   :data:`RELAY_WINDOW` times the consumer's ``max_demand`` events (and
@@ -126,7 +127,13 @@ class PartitionHost:
         #: Per relayed edge: the bytes per event of the latest batch whose size the
         #: transport reported (0.0: none yet).
         self._sizes: dict[int, float] = {}
-        self.inbox: deque[tuple[Any, ...]] = deque()
+        #: Received messages, one queue per hosted layer, the last layer's first
+        #: (see :meth:`deliver`); control messages have a queue of their own, first.
+        self.queues: list[deque[tuple[Any, ...]]] = []
+        self._control: deque[tuple[Any, ...]] = deque()
+        self._consumer_queue: dict[int, deque[tuple[Any, ...]]] = {}
+        self._producer_queue: dict[int, deque[tuple[Any, ...]]] = {}
+        self._node_queue: dict[int, deque[tuple[Any, ...]]] = {}
         self._wake: anyio.Event | None = None
         #: Something was queued for another process since the last pause.
         self._sent_out = False
@@ -172,6 +179,14 @@ class PartitionHost:
                     self._timing[edge] = [0.0, 0, 0]
                     self._sizes[edge] = 0.0
         self.start_time: float | None = setup["now"]
+        by_layer: dict[int, deque[tuple[Any, ...]]] = {}
+        for node_id, node in self.nodes.items():
+            self._node_queue[node_id] = by_layer.setdefault(node.layer.index, deque())
+        self.queues = [self._control] + [by_layer[k] for k in sorted(by_layer, reverse=True)]
+        for edge, node in self.consumer_of.items():
+            self._consumer_queue[edge] = by_layer[node.layer.index]
+        for edge, node in self.producer_of.items():
+            self._producer_queue[edge] = by_layer[node.layer.index]
 
     def _where(self, end: tuple[Any, ...]) -> Link | None:
         if end[0] == "parent":
@@ -196,8 +211,22 @@ class PartitionHost:
         return deliver
 
     def deliver(self, message: tuple[Any, ...]) -> None:
-        """Queue ``message`` for the processing task."""
-        self.inbox.append(message)
+        """Queue ``message`` for the processing task.
+
+        Messages for the nodes of a later layer are handled first (each node's own
+        messages stay in order): where a host runs both a layer and the one that
+        consumes it, its CPU goes to draining what it holds before it takes more
+        input, so the source's demand goes to the hosts that have time for it.
+        """
+        kind = message[0]
+        if kind == "events" or kind == "relayed" or kind == "done":
+            self._consumer_queue[message[1]].append(message)
+        elif kind == "ask":
+            self._producer_queue[message[1]].append(message)
+        elif kind == "time":
+            self._node_queue[message[1]].append(message)
+        else:
+            self._control.append(message)
         wake = self._wake
         if wake is not None:
             self._wake = None
@@ -209,17 +238,20 @@ class PartitionHost:
             self._send_up(edge, each.start())
         for node_id, node in self.nodes.items():
             await self._run(node_id, node, node.start(self.start_time))
-        inbox = self.inbox
+        queues = self.queues
         relays = self.relays
         while not self.stopping:
-            if not inbox:
+            for queue in queues:
+                if queue:
+                    message = queue.popleft()
+                    break
+            else:
                 if self.track and not self._reported:
                     self._reported = True
                     self.parent.send(("idle", dict(self.received), dict(self.sent)))
                 self._wake = wake = anyio.Event()
                 await wake.wait()
                 continue
-            message = inbox.popleft()
             self._reported = False
             kind = message[0]
             if kind == "events":
@@ -308,7 +340,7 @@ class PartitionHost:
         self.relays[edge].resize(max(min(window, ceiling), 1))
 
     def _relayed(self, edge: int, pieces: list[list[Any] | None], ask: int) -> None:
-        """Queue what a relay released for its node (through the inbox, so the
+        """Queue what a relay released for its node (through its queue, so the
         pieces of one edge always reach the node in order), and ask upstream."""
         for piece in pieces:
             self.deliver(("relayed", edge, piece))
