@@ -127,6 +127,7 @@ class PartitionNode:
         self._live_inputs = 0
         self._demand = 0  # downstream demand not yet met
         self._waiting: deque[list[Any]] = deque()  # output not yet placed
+        self._offset = 0  # events of _waiting[0] already placed
         self._finishing = False
         self.finished: bool = False
         p = self.program
@@ -166,7 +167,7 @@ class PartitionNode:
     @property
     def buffered(self) -> int:
         """Events the node holds: received and not handled, or output not placed."""
-        waiting = sum(len(b) for b in self._waiting)
+        waiting = sum(len(b) for b in self._waiting) - self._offset
         unhandled = sum(len(b) for _, b, _ in self._inbox if b is not None)
         return waiting + unhandled + self.dispatcher.queued()
 
@@ -258,33 +259,42 @@ class PartitionNode:
     def _emit(self, out: list[Any]) -> None:
         if not out:
             return
-        if self._waiting:
-            self._waiting.append(out)
-            self._place_waiting()
-        else:
-            self._place(out)
-
-    def _place(self, events: list[Any]) -> bool:
-        """Dispatch ``events`` up to the demand; keep the rest first in line.
-        Returns True when all of them were placed."""
-        dispatcher = self.dispatcher
-        try:
-            leftover = dispatcher.dispatch(events)
-        except Exception as exc:
-            if self._routing is not None:
-                add_flow_note(exc, self._routing)
-            raise
-        self._demand = max(self._demand - (len(events) - len(leftover)), 0)
-        self._deliver()
-        if leftover:
-            self._waiting.appendleft(leftover)
-            return False
-        return True
+        self._waiting.append(out)
+        self._place_waiting()
 
     def _place_waiting(self) -> None:
+        """Dispatch waiting output, oldest first, up to the demand.
+
+        Only what the demand allows is offered to the dispatcher (a slice of at
+        most that many events); the rest stays where it is, behind an offset, so a
+        large output placed piece by piece as demand arrives is copied once, not
+        once per piece."""
         waiting = self._waiting
+        dispatcher = self.dispatcher
         while waiting and self._demand > 0:
-            if not self._place(waiting.popleft()):
+            head = waiting[0]
+            offset = self._offset
+            size = len(head) - offset
+            limit = self._demand
+            if offset == 0 and size <= limit:
+                piece = head
+            else:
+                piece = head[offset : offset + limit]
+            try:
+                leftover = dispatcher.dispatch(piece)
+            except Exception as exc:
+                if self._routing is not None:
+                    add_flow_note(exc, self._routing)
+                raise
+            placed = len(piece) - len(leftover)
+            self._demand = max(self._demand - placed, 0)
+            self._deliver()
+            if placed == size:
+                waiting.popleft()
+                self._offset = 0
+            else:
+                self._offset = offset + placed
+            if leftover:
                 break
 
     def _deliver(self) -> None:

@@ -13,6 +13,10 @@ def double(x: int) -> int:
     return x * 2
 
 
+def repeat(n: int) -> list[int]:
+    return list(range(n))
+
+
 def add(acc: int, x: int) -> int:
     return acc + x
 
@@ -109,3 +113,36 @@ def test_partitioned_output_routes_by_the_next_layers_hash() -> None:
     assert sorted(events[10] + events[11]) == sorted(x * 2 for x in range(20))
     assert all(dispatch.hash(e)[1] == 0 for e in events[10])  # type: ignore[misc]
     assert all(dispatch.hash(e)[1] == 1 for e in events[11])  # type: ignore[misc]
+
+
+def test_a_large_output_goes_out_in_order_as_demand_arrives_piece_by_piece() -> None:
+    flow = Flow.from_iterable([], stages=1).flat_map(repeat).partition(stages=2).map(double)
+    plan = flow.plan()
+    dispatch = plan.layers[1].inputs[0].dispatch
+    node = PartitionNode(plan.layers[0], 0, dispatch, plan.layers[1])
+    node.connect_input(1, "p")
+    node.connect_output(10, {"partition": 0})
+    node.connect_output(11, {"partition": 1})
+    drive(node.start(0.0))
+    take(node)
+    drive(node.on_ask(10, 7))
+    drive(node.on_events(1, [1000]))  # one event expands into 1,000
+    got: dict[int, list[int]] = {10: [], 11: []}
+    buffered = [node.buffered]
+    for _ in range(400):
+        for kind, edge, batch in take(node):
+            if kind == "events":
+                assert len(batch) <= 7
+                got[edge].extend(batch)
+        if node.buffered == 0:
+            break
+        drive(node.on_ask(10, 7))
+        drive(node.on_ask(11, 7))
+        buffered.append(node.buffered)
+    expected = list(range(1000))
+    part = {e: dispatch.hash(e)[1] for e in expected}  # type: ignore[misc]
+    assert got[10] == [e for e in expected if part[e] == 0]
+    assert got[11] == [e for e in expected if part[e] == 1]
+    assert buffered == sorted(buffered, reverse=True)  # only ever goes down
+    assert 1000 - 7 <= buffered[0] < 1000  # 7 accepted, the first delivered
+    assert node.buffered == 0
