@@ -1,8 +1,9 @@
-/* Optional compiled helpers for flowstage._hash (see that module's docstring).
+/* Optional compiled helpers for flowstage._hash (see that module's docstring) and
+ * for the process executor's frames (flowstage/executors/process/_text.py).
  *
- * Everything here has a pure-Python reference in flowstage/_hash.py, which is
- * the contract: the partition a key lands in must be identical with and without
- * this module. The module is optional: when it is missing (not built, or
+ * Everything here has a pure-Python reference in those modules, which is the
+ * contract: the partition a key lands in, and what a batch of text becomes, must
+ * be identical with and without this module. The module is optional: when it is missing (not built, or
  * FLOWSTAGE_NO_EXTENSIONS is set), flowstage runs the Python code.
  *
  * buckets(events, keys, n) -> list[list] | None
@@ -14,6 +15,11 @@
  *
  * str_crc32(s) -> int
  *     zlib.crc32(s.encode("utf-8", "surrogatepass")) for a str (tests use it).
+ *
+ * join_text(batch, sep) -> str | None
+ *     sep.join(batch) when batch is exactly a list whose items are all exactly
+ *     str and none contains sep (so splitting the result on sep gives back an equal
+ *     list, item for item and type for type); otherwise None.
  *
  * The UTF-8 encoding ("surrogatepass": a lone surrogate is encoded as its 3-byte
  * form, like any other code point of the BMP) and CRC-32 (the zlib/IEEE 802.3
@@ -273,16 +279,62 @@ fallback:
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(join_text_doc,
+"join_text(batch, sep, /)\n--\n\n"
+"sep.join(batch) when batch is exactly a list of exact str, none containing sep\n"
+"(a one-character str); otherwise None.");
+
+static PyObject *
+py_join_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "join_text() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *batch = args[0];
+    PyObject *sep = args[1];
+    if (!PyUnicode_CheckExact(sep) || PyUnicode_GET_LENGTH(sep) != 1) {
+        PyErr_SetString(PyExc_TypeError, "join_text() expects a one-character str separator");
+        return NULL;
+    }
+    if (!PyList_CheckExact(batch)) {
+        Py_RETURN_NONE;
+    }
+    /* Checking types runs no Python code, so the list cannot change meanwhile. */
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(batch, i))) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *joined = PyUnicode_Join(sep, batch);
+    if (joined == NULL) {
+        return NULL;
+    }
+    Py_ssize_t seps = PyUnicode_Count(joined, sep, 0, PY_SSIZE_T_MAX);
+    if (seps < 0) {
+        Py_DECREF(joined);
+        return NULL;
+    }
+    if (seps != (n > 0 ? n - 1 : 0)) { /* an item holds the separator */
+        Py_DECREF(joined);
+        Py_RETURN_NONE;
+    }
+    return joined;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"buckets", (PyCFunction)(void (*)(void))py_buckets, METH_FASTCALL, buckets_doc},
     {"str_crc32", (PyCFunction)py_str_crc32, METH_O, str_crc32_doc},
+    {"join_text", (PyCFunction)(void (*)(void))py_join_text, METH_FASTCALL, join_text_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "flowstage._speedups",
-    "Optional compiled helpers for flowstage._hash (pure-Python fallback there).",
+    "Optional compiled helpers for flowstage._hash and the process executor's frames "
+    "(pure-Python fallback there).",
     -1,
     speedups_methods,
     NULL,

@@ -1,6 +1,8 @@
-"""Optional compiled helpers for :mod:`flowstage._hash` (see ``_speedups.c``)."""
+"""Optional compiled helpers for :mod:`flowstage._hash` and the process executor's
+frames (see ``_speedups.c``)."""
 
 from typing import Any
 
 def buckets(events: object, keys: object, n: int, /) -> list[list[Any]] | None: ...
 def str_crc32(s: str, /) -> int: ...
+def join_text(batch: object, sep: str, /) -> str | None: ...

@@ -1,16 +1,51 @@
 """The text fast path of the process executor's frames: a batch of short strings
 crosses as one joined string and comes back equal, item for item and type for type;
-anything else is left to pickle."""
+anything else is left to pickle.
+
+Every test runs on the pure-Python path and on the compiled one
+(``flowstage._speedups.join_text``); the compiled runs are skipped when the
+extension is not built, unless ``FLOWSTAGE_REQUIRE_EXTENSIONS=1`` (set by CI).
+"""
 
 from __future__ import annotations
 
+import os
 import pickle
+from types import ModuleType
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flowstage.executors.process import _text
 from flowstage.executors.process._text import MAX_FIRST, MIN_ITEMS, SEP, pack, pack_batch, unpack
+
+_speedups: ModuleType | None
+try:
+    from flowstage import _speedups
+except ImportError:
+    _speedups = None
+
+REQUIRED = os.environ.get("FLOWSTAGE_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+
+def compiled() -> ModuleType:
+    if _speedups is None:
+        if REQUIRED:
+            pytest.fail("FLOWSTAGE_REQUIRE_EXTENSIONS is set but flowstage._speedups is missing")
+        pytest.skip("flowstage._speedups is not built")
+    return _speedups
+
+
+@pytest.fixture(autouse=True, params=["python", "compiled"])
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on one path of pack_batch."""
+    if request.param == "python":
+        monkeypatch.setattr(_text, "_c_join", None)
+    else:
+        monkeypatch.setattr(_text, "_c_join", compiled().join_text)
+    return str(request.param)
 
 
 class Word(str):
@@ -52,3 +87,30 @@ def test_any_list_of_strings_comes_back_equal_with_its_types(batch: list[str]) -
     back = roundtrip([("events", 7, batch), ("done", 7)])
     assert back == [("events", 7, batch), ("done", 7)]
     assert [type(e) for e in back[0][2]] == [type(e) for e in batch]
+
+
+@given(
+    st.lists(
+        st.text(max_size=12, alphabet=st.characters(codec="utf-8") | st.just(SEP))
+        | st.builds(Word, st.text(max_size=3))
+        | st.integers(),
+        min_size=MIN_ITEMS,
+        max_size=60,
+    )
+)
+def test_the_compiled_join_decides_as_the_python_code(batch: list[object]) -> None:
+    join_text = compiled().join_text
+    expected = None
+    if set(map(type, batch)) == {str}:
+        joined = SEP.join(batch)  # type: ignore[arg-type]
+        expected = joined if joined.count(SEP) == len(batch) - 1 else None
+    assert join_text(batch, SEP) == expected
+    assert join_text(tuple(batch), SEP) is None  # only exact lists
+
+
+def test_the_compiled_join_checks_its_separator() -> None:
+    join_text = compiled().join_text
+    with pytest.raises(TypeError, match="one-character"):
+        join_text(["a"], "ab")
+    with pytest.raises(TypeError, match="one-character"):
+        join_text(["a"], b"\x00")

@@ -17,7 +17,11 @@ path.
 
 from __future__ import annotations
 
-from typing import Any, Final
+import os
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["MAX_FIRST", "MIN_ITEMS", "SEP", "pack", "pack_batch", "unpack"]
 
@@ -29,6 +33,17 @@ MIN_ITEMS: Final = 16
 MAX_FIRST: Final = 32
 _ONLY_STR: Final = frozenset({str})
 
+# The optional compiled helper (flowstage/_speedups.c): the checks and the join in
+# one pass, the same result as the Python code below (the reference and fallback).
+_c_join: Callable[[object, str], str | None] | None
+if os.environ.get("FLOWSTAGE_NO_EXTENSIONS", "") in ("", "0"):
+    try:
+        from ..._speedups import join_text as _c_join
+    except ImportError:
+        _c_join = None
+else:
+    _c_join = None
+
 
 def pack_batch(batch: list[Any]) -> str | None:
     """``batch`` joined with :data:`SEP`, or ``None`` when it should be pickled (too
@@ -37,7 +52,11 @@ def pack_batch(batch: list[Any]) -> str | None:
     if len(batch) < MIN_ITEMS:
         return None
     first = batch[0]
-    if type(first) is not str or len(first) > MAX_FIRST or set(map(type, batch)) != _ONLY_STR:
+    if type(first) is not str or len(first) > MAX_FIRST:
+        return None
+    if _c_join is not None:
+        return _c_join(batch, SEP)
+    if set(map(type, batch)) != _ONLY_STR:
         return None
     joined = SEP.join(batch)
     if joined.count(SEP) != len(batch) - 1:  # an item contains the separator
