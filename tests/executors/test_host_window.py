@@ -221,3 +221,51 @@ def test_messages_for_a_later_layer_are_handled_first() -> None:
     assert list(control) == [("stats", 0)]
     assert list(later) == [("events", 1, [2]), ("ask", 2, 5)]
     assert list(earlier) == [("events", 0, [1]), ("ask", 1, 5), ("time", 0, 1.0)]
+
+
+def test_a_held_channel_is_flushed_and_polled_without_the_event_loop() -> None:
+    a, b = socket.socketpair()
+    sender, receiver = Channel(a, "a"), Channel(b, "b")
+    sender.held = True
+    got: list[Any] = []
+    try:
+        sender.send(("ask", 1, 10))
+        sender.send(("events", 2, [f"w{i}" for i in range(100)]))
+        receiver.poll(got.append)
+        assert got == []  # held: nothing written until flushed
+        sender.flush()
+        receiver.poll(got.append)
+        assert [m[:2] for m in got] == [("ask", 1), ("events", 2)]
+        assert got[1][2] == [f"w{i}" for i in range(100)]
+        sender.send(("done", 2))
+        sender.flush()
+        receiver.poll(got.append)
+        assert got[-1] == ("done", 2)
+    finally:
+        sender.close()
+        receiver.close()
+
+
+async def test_what_a_flush_cannot_write_at_once_the_writer_task_finishes() -> None:
+    a, b = socket.socketpair()
+    sender, receiver = Channel(a, "a"), Channel(b, "b")
+    sender.held = True
+    big = [bytes(1000)] * 20_000  # about 20 MB: far more than a socket buffer holds
+    got: list[Any] = []
+
+    def handle(message: Any) -> None:
+        got.append(message)
+        if message[0] == "done":
+            tg.cancel_scope.cancel()
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender.write_loop)
+            tg.start_soon(receiver.read_loop, handle)
+            sender.send(("events", 1, big))
+            sender.send(("done", 1))
+            sender.flush()  # writes what fits, wakes the writer for the rest
+    sender.close()
+    receiver.close()
+    assert [m[0] for m in got] == ["events", "done"]
+    assert got[0][2] == big

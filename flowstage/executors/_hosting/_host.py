@@ -70,6 +70,9 @@ TIME_EVERY: Final = 4
 #: While it has messages to handle, a host lets its writers send what it queued for
 #: other processes at most this often (seconds).
 SEND_EVERY: Final = 0.001
+#: With a pump (see :attr:`PartitionHost.pump`), a busy host still yields to the event
+#: loop at least this often (seconds).
+YIELD_EVERY: Final = 0.005
 
 
 class Link(Protocol):
@@ -138,6 +141,11 @@ class PartitionHost:
         #: Something was queued for another process since the last pause.
         self._sent_out = False
         self._paused = 0.0
+        self._yielded = 0.0
+        #: Set by the transport: write what was queued for other processes and take
+        #: what has arrived from them, without waiting (called between messages
+        #: instead of most turns of the event loop, and before waiting for more).
+        self.pump: Callable[[], None] | None = None
         self.stopping = False
         #: Seconds each node spent in its program (busy time, for statistics).
         self.busy: dict[int, float] = {}
@@ -249,6 +257,11 @@ class PartitionHost:
                 if self.track and not self._reported:
                     self._reported = True
                     self.parent.send(("idle", dict(self.received), dict(self.sent)))
+                pump = self.pump
+                if pump is not None:
+                    pump()
+                    if any(queues):
+                        continue
                 self._wake = wake = anyio.Event()
                 await wake.wait()
                 continue
@@ -307,19 +320,25 @@ class PartitionHost:
                     node = self.nodes[node_id]
                     await self._run(node_id, node, node.on_trigger(message[2]))
             elif kind == "stats":
-                self.parent.send(("stats", message[1], self.statistics()))
+                self._send(self.parent, ("stats", message[1], self.statistics()))
             elif kind == "stop":
                 self.stopping = True
             if self._sent_out:
                 # Let the writers send it now, and the readers take what arrived,
                 # rather than when the inbox runs dry: a peer waiting for these
                 # events or asks would sit idle until then. At most once per
-                # SEND_EVERY: each time costs a frame and a turn of the event loop.
+                # SEND_EVERY: each time costs a frame and a turn of the event loop
+                # (with a pump, a turn only every YIELD_EVERY).
                 now = perf_counter()
                 if now - self._paused >= SEND_EVERY:
                     self._sent_out = False
                     self._paused = now
-                    await anyio.lowlevel.checkpoint()
+                    pump = self.pump
+                    if pump is not None:
+                        pump()
+                    if pump is None or now - self._yielded >= YIELD_EVERY:
+                        self._yielded = now
+                        await anyio.lowlevel.checkpoint()
 
     def _timed(self, edge: int, node: PartitionNode, events: int, seconds: float) -> None:
         """Size ``edge``'s relay window to about :data:`RELAY_SECONDS` of its
@@ -386,12 +405,12 @@ class PartitionHost:
             # Its last counters go before its last events and "done", so the
             # parent has them by the time the flow ends.
             self._final_stats.add(node_id)
-            self.parent.send(("stats", -1, self.statistics([node_id])))
+            self._send(self.parent, ("stats", -1, self.statistics([node_id])))
         self._route(node)
         deadline = node.deadline()
         if deadline != self.deadlines[node_id]:
             self.deadlines[node_id] = deadline
-            self.parent.send(("deadline", node_id, deadline))
+            self._send(self.parent, ("deadline", node_id, deadline))
 
     def _route(self, node: PartitionNode) -> None:
         outbox = node.outbox

@@ -77,16 +77,32 @@ class Channel:
 
     ``send`` queues without blocking; :meth:`write_loop` sends what is queued;
     :meth:`read_loop` hands every received message to a callback. Both loops may be
-    cancelled while they wait and run again later: nothing is lost between runs.
+    cancelled while they wait and run again later: nothing is lost between runs. The
+    owner of a :attr:`held` channel also calls :meth:`flush` and :meth:`poll` itself,
+    which never wait: what they cannot do at once is left to the two loops.
     """
 
-    __slots__ = ("_buf", "_drained", "_out", "_pending", "_wake", "closed", "name", "sock")
+    __slots__ = (
+        "_buf",
+        "_drained",
+        "_out",
+        "_pending",
+        "_wake",
+        "closed",
+        "held",
+        "name",
+        "sock",
+    )
 
     def __init__(self, sock: socket.socket, name: str) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.name = name
         self.closed = False
+        #: While true, :meth:`send` does not wake the writer task: the owner calls
+        #: :meth:`flush` itself (a busy worker writes between messages without a
+        #: turn of the event loop).
+        self.held = False
         self._out: list[Any] = []
         self._pending = memoryview(b"")  # encoded, not yet fully written
         self._wake: anyio.Event | None = None
@@ -101,10 +117,31 @@ class Channel:
         if self.closed:
             return
         self._out.append(message)
+        if not self.held:
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
         wake = self._wake
         if wake is not None:
             self._wake = None
             wake.set()
+
+    def flush(self) -> None:
+        """Write what is queued, as far as the socket takes it without blocking; the
+        writer task sends the rest (and reports a peer that went away)."""
+        if self.closed:
+            return
+        if not self._pending and self._out:
+            out, self._out = self._out, []
+            self._pending = memoryview(encode(pack(out)))
+        sock = self.sock
+        while self._pending:
+            try:
+                sent = sock.send(self._pending)
+            except OSError:  # full (or broken: the writer task raises it)
+                self._wake_writer()
+                return
+            self._pending = self._pending[sent:]
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -142,6 +179,8 @@ class Channel:
     async def drain(self) -> None:
         """Return once everything queued so far has been written (the write loop
         must be running)."""
+        self.held = False
+        self._wake_writer()
         while (self._out or self._pending) and not self.closed:
             if self._drained is None:
                 self._drained = anyio.Event()
@@ -151,10 +190,6 @@ class Channel:
         """Call ``handle(message)`` for every message received, in order, until the
         peer closes the connection (then return) or the loop is cancelled."""
         sock = self.sock
-        buf = self._buf
-        header = _HEADER.size
-        unpack = _HEADER.unpack_from
-        loads = pickle.loads
         while True:
             try:
                 chunk = sock.recv(_READ_SIZE)
@@ -166,32 +201,55 @@ class Channel:
             if not chunk:
                 self.closed = True
                 return
-            buf += chunk
-            start = 0
-            end = len(buf)
-            while end - start >= header:
-                (size,) = unpack(buf, start)
-                if end - start - header < size:
-                    break
-                body = start + header
-                with memoryview(buf) as view:
-                    messages = loads(view[body : body + size])
-                start = body + size
-                events = 0
-                for i, message in enumerate(messages):
-                    kind = message[0]
-                    if kind == "text":  # a batch of text events, joined
-                        message = messages[i] = ("events", message[1], message[2].split(SEP))
-                        kind = "events"
-                    if kind == "events":
-                        events += len(message[2])
-                for message in messages:
-                    if message[0] == "events" and events:
-                        # With the share of the frame's size its events took.
-                        message = (*message, size * len(message[2]) / events)
-                    handle(message)
-            if start:
-                del buf[:start]
+            self._buf += chunk
+            self._parse(handle)
+
+    def poll(self, handle: Callable[[Any], None]) -> None:
+        """Hand ``handle`` what has already arrived, without waiting (an end of file
+        or an error is left for :meth:`read_loop` to see)."""
+        sock = self.sock
+        for _ in range(8):
+            try:
+                chunk = sock.recv(_READ_SIZE)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self._buf += chunk
+            self._parse(handle)
+            if len(chunk) < _READ_SIZE:
+                return
+
+    def _parse(self, handle: Callable[[Any], None]) -> None:
+        """Handle every complete frame in the buffer; keep the rest."""
+        buf = self._buf
+        header = _HEADER.size
+        unpack = _HEADER.unpack_from
+        start = 0
+        end = len(buf)
+        while end - start >= header:
+            (size,) = unpack(buf, start)
+            if end - start - header < size:
+                break
+            body = start + header
+            with memoryview(buf) as view:
+                messages = pickle.loads(view[body : body + size])
+            start = body + size
+            events = 0
+            for i, message in enumerate(messages):
+                kind = message[0]
+                if kind == "text":  # a batch of text events, joined
+                    message = messages[i] = ("events", message[1], message[2].split(SEP))
+                    kind = "events"
+                if kind == "events":
+                    events += len(message[2])
+            for message in messages:
+                if message[0] == "events" and events:
+                    # With the share of the frame's size its events took.
+                    message = (*message, size * len(message[2]) / events)
+                handle(message)
+        if start:
+            del buf[:start]
 
     def close(self) -> None:
         self.closed = True

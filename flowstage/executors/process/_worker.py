@@ -5,7 +5,10 @@ worker reads one frame (the plan, the nodes it hosts, every edge that touches th
 the backend to run on), then one socket per peer worker, passed as file descriptors
 over the parent socket. Then it runs its own event loop (the parent's backend) with
 one reader and one writer task per channel (parent and peers) and the host's
-processing task.
+processing task. A busy host writes what it queued and reads what has arrived
+itself, between messages (its pump, at most every ``SEND_EVERY``), and yields to the
+event loop only every ``YIELD_EVERY`` or when it runs out of messages: a turn of the
+loop for each reader and writer task cost a worker about as much as its frames.
 
 A failure of a user callback is sent to the parent (the exception pickled, with the
 note naming the layer and partition, and the formatted traceback) and the worker
@@ -18,12 +21,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._hosting import PartitionHost, error_payload
 from ._channel import Channel, ChannelClosed, read_frame_blocking
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["worker_main"]
 
@@ -35,21 +41,39 @@ async def _flush(channel: Channel) -> None:
 
 
 async def _serve(worker: PartitionHost, parent: Channel, peers: dict[int, Channel]) -> None:
-    async def peer_reader(index: int, channel: Channel) -> None:
-        await channel.read_loop(worker.receiver(index))  # a peer that goes away is ignored
+    # One handler per sender, shared by its reader task and the host's pump.
+    readers = [(parent, worker.receiver("parent"))]
+    readers += [(channel, worker.receiver(index)) for index, channel in peers.items()]
+    channels = [parent, *peers.values()]
+
+    def pump() -> None:
+        # Between messages, a busy host writes what it queued and reads what has
+        # arrived itself, without a turn of the event loop for each reader and
+        # writer task (those still run whenever the host waits or yields).
+        for channel in channels:
+            channel.flush()
+        for channel, handle in readers:
+            channel.poll(handle)
+
+    for channel in channels:
+        channel.held = True
+    worker.pump = pump
+
+    async def peer_reader(channel: Channel, handle: Callable[[Any], None]) -> None:
+        await channel.read_loop(handle)  # a peer that goes away is ignored
 
     async def peer_writer(channel: Channel) -> None:
         with contextlib.suppress(ChannelClosed):
             await channel.write_loop()
 
     async with anyio.create_task_group() as tg:
-        for index, channel in peers.items():
-            tg.start_soon(peer_reader, index, channel)
+        for channel, handle in readers[1:]:
+            tg.start_soon(peer_reader, channel, handle)
+        for channel in channels:
             tg.start_soon(peer_writer, channel)
-        tg.start_soon(peer_writer, parent)
 
         async def parent_reader() -> None:
-            await parent.read_loop(worker.receiver("parent"))
+            await parent.read_loop(readers[0][1])
             worker.stopping = True  # the parent is gone: stop
             tg.cancel_scope.cancel()
 
