@@ -269,3 +269,61 @@ async def test_what_a_flush_cannot_write_at_once_the_writer_task_finishes() -> N
     receiver.close()
     assert [m[0] for m in got] == ["events", "done"]
     assert got[0][2] == big
+
+
+async def test_a_nodes_asks_on_one_edge_go_out_as_one() -> None:
+    # One host runs both layers; layer 1 handles 4 events in two chunks of 2 and
+    # asks for 2 after each: its producer gets one ask for 4.
+    flow = (
+        Flow.from_iterable([], stages=1)
+        .map(same)
+        .partition(stages=1, max_demand=4, min_demand=2)
+        .map(same)
+    )
+    setup = {
+        "index": 0,
+        "plan": pickle.dumps(flow.plan()),
+        "nodes": [(0, 0, 0, (1, 0)), (1, 1, 0, None)],
+        "edges": [
+            (0, ("parent",), ("node", 0, 0), {}),
+            (1, ("node", 0, 0), ("node", 1, 0), {}),
+            (2, ("node", 1, 0), ("parent",), {}),
+        ],
+        "peers": 0,
+        "backend": "asyncio",
+        "now": 0.0,
+        "track": False,
+    }
+    parent = StopOnEvents()
+    node_host = PartitionHost(setup, parent, {})
+    parent.host = node_host
+    delivered: list[Any] = []
+    deliver = node_host.deliver
+
+    def recording(message: Any) -> None:
+        delivered.append(message)
+        deliver(message)
+
+    node_host.deliver = recording  # type: ignore[method-assign]
+    node_host.deliver(("ask", 2, 100))
+    node_host.deliver(("events", 1, [1, 2, 3, 4]))
+    with anyio.fail_after(10):
+        await node_host.process()
+    asks_on_1 = [m for m in delivered if m[0] == "ask" and m[1] == 1]
+    # The first ask (max_demand, when the edge connected) and one for both chunks.
+    assert [m[2] for m in asks_on_1] == [4, 4]
+    assert [m[2] for m in parent.sent if m[0] == "events"] == [[1, 2], [3, 4]]
+
+
+class StopOnEvents:
+    """The parent: keeps what it is sent; stops the host once events arrive."""
+
+    def __init__(self) -> None:
+        self.host: PartitionHost | None = None
+        self.sent: list[Any] = []
+
+    def send(self, message: Any) -> None:
+        self.sent.append(message)
+        if message[0] == "events":
+            assert self.host is not None
+            self.host.deliver(("stop",))

@@ -417,21 +417,36 @@ class PartitionHost:
         if not outbox:
             return
         node.outbox = []
-        relays = self.relays
+        # A node's asks on one edge are added up into one (demand is additive, and
+        # a node only asks on its input edges, where it sends nothing else): one
+        # message, and one piece from a relay, for the chunks of a call.
+        asks: dict[int, int] | None = None
         for message in outbox:
-            kind, edge = message[0], message[1]
-            if kind == "ask":
-                relay = relays.get(edge)
-                if relay is not None:
-                    self._relayed(edge, *relay.on_ask(message[2]))
-                    continue
-                target = self.to_producer[edge]
-            else:
-                target = self.to_consumer[edge]
+            edge = message[1]
+            if message[0] == "ask":
+                if asks is None:
+                    asks = {edge: message[2]}
+                else:
+                    asks[edge] = asks.get(edge, 0) + message[2]
+                continue
+            target = self.to_consumer[edge]
             if target is None:
                 self.deliver(message)
             else:
                 self._send(target, message)
+        if asks is None:
+            return
+        relays = self.relays
+        for edge, n in asks.items():
+            relay = relays.get(edge)
+            if relay is not None:
+                self._relayed(edge, *relay.on_ask(n))
+                continue
+            target = self.to_producer[edge]
+            if target is None:
+                self.deliver(("ask", edge, n))
+            else:
+                self._send(target, ("ask", edge, n))
 
     def statistics(self, nodes: list[int] | None = None) -> list[dict[str, Any]]:
         """The counters of the nodes this worker hosts (``nodes``, or all)."""
