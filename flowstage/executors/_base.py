@@ -17,7 +17,7 @@ and leaves no task, process or actor behind after any ending.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -122,10 +122,7 @@ class Executor(Protocol):
     (``"local"``, ``"process"``, ...).
     """
 
-    @property
-    def name(self) -> str:
-        """What :func:`~flowstage.executors.resolve` knows this executor by."""
-        ...
+    name: ClassVar[str]
 
     def open_stream(
         self, plan: Plan, bindings: Bindings
