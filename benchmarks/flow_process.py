@@ -11,7 +11,8 @@ Cases (each checks its result against the local executor's):
   .reduce(dict, count)``, on the local executor, on 1, 2 and 4 workers, and the plain
   Python dict loop;
 * map -> filter -> sum over 2,000,000 integers, ``stages=2``;
-* a CPU-heavy map (about 50 µs of pure Python per event, 20,000 events);
+* a CPU-heavy map (pure Python, its loop sized at start to about 50 µs a call on this
+  machine, `--heavy-us`; 20,000 events);
 * start-up: from entering ``stream()`` to the first event of a one-event flow on 2
   workers (the fork server preloads flowstage after the first run).
 
@@ -24,6 +25,7 @@ the median. A process-executor run includes starting and stopping its workers.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import statistics
 import subprocess
@@ -102,8 +104,8 @@ async def map_filter_sum(n: int, executor: Any) -> int:
     return sum(await flow.to_list(executor=executor))
 
 
-async def heavy_map(n: int, executor: Any) -> int:
-    flow = Flow.from_iterable(range(n), stages=2).map(_work.heavy).reduce(int, _work.add)
+async def heavy_map(n: int, executor: Any, work: Callable[[int], int]) -> int:
+    flow = Flow.from_iterable(range(n), stages=2).map(work).reduce(int, _work.add)
     return sum(await flow.emit("state").to_list(executor=executor))
 
 
@@ -135,7 +137,8 @@ def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
     n_ints = args.events
     n_heavy = args.heavy
     expected_sum = sum(y for x in range(n_ints) if (y := x * 2) % 3 == 0)
-    expected_heavy = sum(_work.heavy(i) for i in range(n_heavy))
+    work = functools.partial(_work.heavy, loops=args.heavy_loops)
+    expected_heavy = sum(work(i) for i in range(n_heavy))
     cases: list[tuple[str, Callable[[], tuple[float, Any]], Any]] = [
         (ROWS[1], lambda: timed_plain(lines), words),
         (ROWS[2], lambda: timed(word_count, lines, None), words),
@@ -144,8 +147,8 @@ def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
         (ROWS[5], lambda: timed(word_count, lines, ProcessExecutor(4)), words),
         (ROWS[6], lambda: timed(map_filter_sum, n_ints, None), expected_sum),
         (ROWS[7], lambda: timed(map_filter_sum, n_ints, ProcessExecutor(2)), expected_sum),
-        (ROWS[8], lambda: timed(heavy_map, n_heavy, None), expected_heavy),
-        (ROWS[9], lambda: timed(heavy_map, n_heavy, ProcessExecutor(2)), expected_heavy),
+        (ROWS[8], lambda: timed(heavy_map, n_heavy, None, work), expected_heavy),
+        (ROWS[9], lambda: timed(heavy_map, n_heavy, ProcessExecutor(2), work), expected_heavy),
     ]
     times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     capacities: list[float] = []
@@ -185,16 +188,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--megabytes", type=float, default=20.0)
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--heavy", type=int, default=20_000)
+    parser.add_argument("--heavy-us", type=float, default=50.0, help="µs per heavy event")
     parser.add_argument("--burn", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one round")
     args, _ = parser.parse_known_args(argv)
+    args.heavy_loops = _work.heavy_loops(args.heavy_us)
     if args.quick:
         args.megabytes, args.events, args.heavy = 0.2, 20_000, 200
         args.burn, args.repeat = 100_000, 1
+    cost = _work.heavy_cost_us(loops=args.heavy_loops)
     print(
         f"## Process executor: {args.megabytes:g} MiB word count, {args.events:,} integers, "
-        f"{args.heavy:,} heavy events ({_work.heavy_cost_us():.0f} µs each here), "
+        f"{args.heavy:,} heavy events ({cost:.0f} µs each here), "
         f"median of {args.repeat}\n"
     )
     print("| backend | case | median s | rate | vs local executor |")

@@ -10,7 +10,8 @@ Cases (each checks its result against the expected one):
 
 * word count over the corpus (lines read beforehand), ``stages=2`` in both layers:
   local executor, process executor (2 workers), Ray executor (2 actors);
-* a CPU-heavy map (about 50 µs of pure Python per event): the same three;
+* a CPU-heavy map (pure Python, its loop sized at start to about 50 µs a call on this
+  machine, `--heavy-us`): the same three;
 * start-up: from entering ``stream()`` to the first event of a one-event flow, process
   executor (fork server warm) and Ray executor (cluster up, new actors per run);
 * starting a local Ray cluster (``ray.init``, once per benchmark run; "already up"
@@ -25,6 +26,7 @@ median. Every run includes starting and stopping its workers or actors.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -100,8 +102,8 @@ async def word_count(lines: list[str], executor: Any) -> int:
     return sum(n for _, n in await flow.to_list(executor=executor))
 
 
-async def heavy_map(n: int, executor: Any) -> int:
-    flow = Flow.from_iterable(range(n), stages=2).map(_work.heavy).reduce(int, _work.add)
+async def heavy_map(n: int, executor: Any, work: Callable[[int], int]) -> int:
+    flow = Flow.from_iterable(range(n), stages=2).map(work).reduce(int, _work.add)
     return sum(await flow.emit("state").to_list(executor=executor))
 
 
@@ -140,15 +142,16 @@ def _measure(
     lines = corpus_lines(args.megabytes)
     words = sum(len(line.split()) for line in lines)
     n_heavy = args.heavy
-    expected_heavy = sum(_work.heavy(i) for i in range(n_heavy))
+    work = functools.partial(_work.heavy, loops=args.heavy_loops)
+    expected_heavy = sum(work(i) for i in range(n_heavy))
     process, ray = ProcessExecutor(2), RayExecutor(max_actors=2)
     cases: list[tuple[str, Callable[[], tuple[float, Any]], Any]] = [
         (ROWS[0], lambda: timed(word_count, lines, None), words),
         (ROWS[1], lambda: timed(word_count, lines, process), words),
         (ROWS[2], lambda: timed(word_count, lines, ray), words),
-        (ROWS[3], lambda: timed(heavy_map, n_heavy, None), expected_heavy),
-        (ROWS[4], lambda: timed(heavy_map, n_heavy, process), expected_heavy),
-        (ROWS[5], lambda: timed(heavy_map, n_heavy, ray), expected_heavy),
+        (ROWS[3], lambda: timed(heavy_map, n_heavy, None, work), expected_heavy),
+        (ROWS[4], lambda: timed(heavy_map, n_heavy, process, work), expected_heavy),
+        (ROWS[5], lambda: timed(heavy_map, n_heavy, ray, work), expected_heavy),
         (ROWS[6], lambda: first(process), None),
         (ROWS[7], lambda: first(ray), None),
     ]
@@ -185,14 +188,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=5.0)
     parser.add_argument("--heavy", type=int, default=20_000)
+    parser.add_argument("--heavy-us", type=float, default=50.0, help="µs per heavy event")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one round")
     args, _ = parser.parse_known_args(argv)
+    args.heavy_loops = _work.heavy_loops(args.heavy_us)
     if args.quick:
         args.megabytes, args.heavy, args.repeat = 0.2, 200, 1
+    cost = _work.heavy_cost_us(loops=args.heavy_loops)
     print(
         f"## Ray executor: {args.megabytes:g} MiB word count, {args.heavy:,} heavy events "
-        f"({_work.heavy_cost_us():.0f} µs each here), median of {args.repeat}\n"
+        f"({cost:.0f} µs each here), median of {args.repeat}\n"
     )
     print("| backend | case | median s | rate | vs local executor |")
     print("|---|---|---:|---:|---:|")
