@@ -1,7 +1,11 @@
-"""How deep a host keeps an edge from another process: its relay's window starts at
+"""The worker-side host and its channels, without worker processes where possible.
+
+How deep a host keeps an edge from another process: its relay's window starts at
 RELAY_START x max_demand, grows to about RELAY_SECONDS of the consumer's work (at
 most RELAY_WINDOW x max_demand) and, where the transport reports sizes, holds at
-most about RELAY_BYTES (never below one event)."""
+most about RELAY_BYTES (never below one event); no ask upstream is larger than the
+first. Also: the order in which a host handles messages, asks added up per edge,
+and the process channel's frame sizes, flush and poll."""
 
 from __future__ import annotations
 
