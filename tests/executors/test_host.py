@@ -331,3 +331,25 @@ class StopOnEvents:
         if message[0] == "events":
             assert self.host is not None
             self.host.deliver(("stop",))
+
+
+def test_a_flush_after_a_full_socket_writes_the_rest_and_what_came_since() -> None:
+    a, b = socket.socketpair()
+    sender, receiver = Channel(a, "a"), Channel(b, "b")
+    sender.held = True
+    got: list[Any] = []
+    try:
+        big = [bytes(1000)] * 5_000  # about 5 MB: more than the socket holds
+        sender.send(("events", 1, big))
+        sender.flush()  # writes what fits
+        sender.send(("done", 1))  # queued behind the rest of the big frame
+        for _ in range(10_000):
+            receiver.poll(got.append)
+            sender.flush()
+            if got and got[-1] == ("done", 1):
+                break
+        assert [m[0] for m in got] == ["events", "done"]
+        assert got[0][2] == big
+    finally:
+        sender.close()
+        receiver.close()

@@ -131,11 +131,13 @@ class Channel:
         writer task sends the rest (and reports a peer that went away)."""
         if self.closed:
             return
-        if not self._pending and self._out:
-            out, self._out = self._out, []
-            self._pending = memoryview(encode(pack(out)))
         sock = self.sock
-        while self._pending:
+        while True:
+            if not self._pending:
+                if not self._out:
+                    return
+                out, self._out = self._out, []
+                self._pending = memoryview(encode(pack(out)))
             try:
                 sent = sock.send(self._pending)
             except OSError:  # full (or broken: the writer task raises it)
