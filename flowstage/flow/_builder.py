@@ -953,16 +953,20 @@ class Flow(Generic[T]):
 
         ``on_statistics``, if given, is called once with the flow's last
         :class:`~flowstage.FlowStatistics` snapshot when it has ended (whether it
-        finished or failed)."""
+        finished or failed). If the flow failed and ``on_statistics`` raises too, the
+        flow's exception is raised, with a note naming the callback's."""
         out: list[T] = []
         events: FlowIterator[T] | None = None
         try:
             async with self.stream(executor=executor) as events:
                 async for batch in events.batches():
                     out.extend(batch)
-        finally:
+        except BaseException as exc:
             if on_statistics is not None and events is not None:
-                on_statistics(events.statistics())
+                _statistics_after_failure(on_statistics, events, exc)
+            raise
+        if on_statistics is not None and events is not None:
+            on_statistics(events.statistics())
         return out
 
     async def run(
@@ -980,9 +984,12 @@ class Flow(Generic[T]):
             async with resolve(executor).open_stream(compiled.plan, compiled.bindings) as events:
                 async for _ in events.batches():
                     pass
-        finally:
+        except BaseException as exc:
             if on_statistics is not None and events is not None:
-                on_statistics(events.statistics())
+                _statistics_after_failure(on_statistics, events, exc)
+            raise
+        if on_statistics is not None and events is not None:
+            on_statistics(events.statistics())
 
     def start(
         self, *, executor: Executor | str | None = None, publish: bool = False
@@ -1113,6 +1120,20 @@ class FromPush(Generic[T]):
 
 
 Flow.from_push = FromPush()
+
+
+def _statistics_after_failure(
+    on_statistics: Callable[[FlowStatistics], object],
+    events: FlowIterator[Any],
+    failure: BaseException,
+) -> None:
+    """Give ``on_statistics`` the last snapshot of a flow that failed with
+    ``failure``; an error of the callback becomes a note on ``failure``, which the
+    caller raises."""
+    try:
+        on_statistics(events.statistics())
+    except Exception as exc:
+        failure.add_note(f"on_statistics raised too: {type(exc).__name__}: {exc}")
 
 
 def _nonempty_list(what: str, option: str, items: object) -> list[Any]:

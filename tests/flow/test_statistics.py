@@ -194,6 +194,36 @@ async def test_on_statistics_sees_a_failed_run() -> None:
     assert [s.state for s in seen] == [FlowState.FAILED]
 
 
+class Broken(Exception):
+    pass
+
+
+def broken_report(stats: FlowStatistics) -> None:
+    raise Broken(f"report of a {stats.state.name} flow")
+
+
+def fails_at_five(x: int) -> int:
+    if x == 5:
+        raise ValueError("five")
+    return x
+
+
+@pytest.mark.parametrize("how", ["run", "to_list"])
+async def test_a_failing_flow_keeps_its_error_when_on_statistics_raises_too(how: str) -> None:
+    flow = Flow.from_iterable(range(10), stages=1).map(fails_at_five)
+    with pytest.raises(ValueError, match="five") as info:
+        await getattr(flow, how)(on_statistics=broken_report)
+    notes = getattr(info.value, "__notes__", [])
+    assert any("on_statistics raised too: Broken: report of a FAILED flow" in n for n in notes)
+
+
+@pytest.mark.parametrize("how", ["run", "to_list"])
+async def test_on_statistics_raising_after_a_clean_run_is_raised(how: str) -> None:
+    flow = Flow.from_iterable(range(10), stages=1).map(abs)
+    with pytest.raises(Broken, match="DONE"):
+        await getattr(flow, how)(on_statistics=broken_report)
+
+
 async def test_run_reports_its_last_layer_and_window_flush() -> None:
     seen: list[FlowStatistics] = []
     flow = (
