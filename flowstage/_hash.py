@@ -63,28 +63,20 @@ import decimal
 import enum
 import math
 import operator
-import os
 import struct
 import sys
 import zlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._compiled import compiled
 from ._options import check_positive_int
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 # The optional compiled helper (flowstage/_speedups.c): the same partitions as the
-# Python code below, which stays the reference and the fallback. It is missing
-# when it could not be built, and ignored when FLOWSTAGE_NO_EXTENSIONS is set.
-_c_buckets: Callable[[object, object, int], list[list[Any]] | None] | None
-if os.environ.get("FLOWSTAGE_NO_EXTENSIONS", "") in ("", "0"):
-    try:
-        from ._speedups import buckets as _c_buckets
-    except ImportError:
-        _c_buckets = None
-else:
-    _c_buckets = None
+# Python code below, which stays the reference and the fallback.
+_c_buckets: Callable[[object, object, int], list[list[Any]] | None] | None = compiled("buckets")
 
 __all__ = ["ItemKey", "KeyHash", "partitions_of", "partition_of", "stable_hash"]
 

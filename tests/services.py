@@ -1,4 +1,4 @@
-"""Real services for the tests that need them (Ray, Redis).
+"""Real services for the tests that need them (Ray, Redis), and the compiled extension.
 
 On a machine without one, the tests that need it skip with a message saying how to
 get it. Set ``FLOWSTAGE_REQUIRE_SERVICES=1`` (CI does) to make a missing service fail
@@ -8,6 +8,7 @@ those tests instead.
 from __future__ import annotations
 
 import os
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -28,3 +29,15 @@ def missing(what: str, how: str) -> NoReturn:
     if os.environ.get("FLOWSTAGE_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{message} (FLOWSTAGE_REQUIRE_SERVICES=1)", pytrace=False)
     pytest.skip(message)
+
+
+def speedups() -> ModuleType:
+    """The compiled extension ``flowstage._speedups``: the test skips when it is not
+    built, or fails when ``FLOWSTAGE_REQUIRE_EXTENSIONS=1`` (CI sets it)."""
+    try:
+        from flowstage import _speedups
+    except ImportError:
+        if os.environ.get("FLOWSTAGE_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+            pytest.fail("FLOWSTAGE_REQUIRE_EXTENSIONS is set but flowstage._speedups is missing")
+        pytest.skip("flowstage._speedups is not built (pip install -e . with a C compiler)")
+    return _speedups

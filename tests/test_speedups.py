@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from flowstage import _hash
 from flowstage._hash import KeyHash, partition_of
 
+from .services import speedups
+
 _speedups: ModuleType | None
 try:
     from flowstage import _speedups
@@ -38,11 +40,7 @@ NS = [1, 2, 3, 7, 64, 1000]
 
 
 def _compiled() -> ModuleType:
-    if _speedups is None:
-        if REQUIRED:
-            pytest.fail("FLOWSTAGE_REQUIRE_EXTENSIONS is set but flowstage._speedups is missing")
-        pytest.skip("flowstage._speedups is not built")
-    return _speedups
+    return speedups()
 
 
 @pytest.fixture(params=["python", "compiled"])

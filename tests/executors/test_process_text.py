@@ -9,9 +9,7 @@ extension is not built, unless ``FLOWSTAGE_REQUIRE_EXTENSIONS=1`` (set by CI).
 
 from __future__ import annotations
 
-import os
 import pickle
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,21 +19,7 @@ from hypothesis import strategies as st
 from flowstage.executors.process import _text
 from flowstage.executors.process._text import MAX_FIRST, MIN_ITEMS, SEP, pack, pack_batch, unpack
 
-_speedups: ModuleType | None
-try:
-    from flowstage import _speedups
-except ImportError:
-    _speedups = None
-
-REQUIRED = os.environ.get("FLOWSTAGE_REQUIRE_EXTENSIONS", "") not in ("", "0")
-
-
-def compiled() -> ModuleType:
-    if _speedups is None:
-        if REQUIRED:
-            pytest.fail("FLOWSTAGE_REQUIRE_EXTENSIONS is set but flowstage._speedups is missing")
-        pytest.skip("flowstage._speedups is not built")
-    return _speedups
+from ..services import speedups
 
 
 @pytest.fixture(autouse=True, params=["python", "compiled"])
@@ -44,7 +28,7 @@ def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     if request.param == "python":
         monkeypatch.setattr(_text, "_c_join", None)
     else:
-        monkeypatch.setattr(_text, "_c_join", compiled().join_text)
+        monkeypatch.setattr(_text, "_c_join", speedups().join_text)
     return str(request.param)
 
 
@@ -99,7 +83,7 @@ def test_any_list_of_strings_comes_back_equal_with_its_types(batch: list[str]) -
     )
 )
 def test_the_compiled_join_decides_as_the_python_code(batch: list[object]) -> None:
-    join_text = compiled().join_text
+    join_text = speedups().join_text
     expected = None
     if set(map(type, batch)) == {str}:
         joined = SEP.join(batch)  # type: ignore[arg-type]
@@ -109,7 +93,7 @@ def test_the_compiled_join_decides_as_the_python_code(batch: list[object]) -> No
 
 
 def test_the_compiled_join_checks_its_separator() -> None:
-    join_text = compiled().join_text
+    join_text = speedups().join_text
     with pytest.raises(TypeError, match="one-character"):
         join_text(["a"], "ab")
     with pytest.raises(TypeError, match="one-character"):

@@ -17,8 +17,9 @@ path.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Final
+
+from ..._compiled import compiled
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,14 +36,7 @@ _ONLY_STR: Final = frozenset({str})
 
 # The optional compiled helper (flowstage/_speedups.c): the checks and the join in
 # one pass, the same result as the Python code below (the reference and fallback).
-_c_join: Callable[[object, str], str | None] | None
-if os.environ.get("FLOWSTAGE_NO_EXTENSIONS", "") in ("", "0"):
-    try:
-        from ..._speedups import join_text as _c_join
-    except ImportError:
-        _c_join = None
-else:
-    _c_join = None
+_c_join: Callable[[object, str], str | None] | None = compiled("join_text")
 
 
 def pack_batch(batch: list[Any]) -> str | None:
