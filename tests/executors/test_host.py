@@ -39,6 +39,31 @@ def same(x: int) -> int:
     return x
 
 
+def setup_of(flow: Flow[Any], wiring: dict[str, Any]) -> dict[str, Any]:
+    """The set-up frame of worker 0 for ``flow``: ``wiring`` gives its nodes, edges
+    and peers."""
+    return {
+        "index": 0,
+        "plan": pickle.dumps(flow.plan()),
+        "backend": "asyncio",
+        "now": 0.0,
+        "track": False,
+        **wiring,
+    }
+
+
+#: One host running both layers of a two-layer flow: parent -> 0 -> 1 -> parent.
+TWO_LAYERS: dict[str, Any] = {
+    "nodes": [(0, 0, 0, (1, 0)), (1, 1, 0, None)],
+    "edges": [
+        (0, ("parent",), ("node", 0, 0), {}),
+        (1, ("node", 0, 0), ("node", 1, 0), {}),
+        (2, ("node", 1, 0), ("parent",), {}),
+    ],
+    "peers": 0,
+}
+
+
 TOTAL = 100 * MAX_DEMAND
 
 
@@ -88,19 +113,17 @@ async def feed(size: float | None) -> tuple[int, int, int, list[int]]:
     """Run the node over TOTAL events; return the first ask upstream, the window at
     the end, how many events came out, and every ask upstream."""
     flow = Flow.from_iterable([], stages=1, max_demand=MAX_DEMAND).map(same)
-    setup = {
-        "index": 0,
-        "plan": pickle.dumps(flow.plan()),
-        "nodes": [(0, 0, 0, None)],
-        "edges": [
-            (IN, ("node", 99, 1), ("node", 0, 0), {}),
-            (OUT, ("node", 0, 0), ("parent",), {}),
-        ],
-        "peers": 1,
-        "backend": "asyncio",
-        "now": 0.0,
-        "track": False,
-    }
+    setup = setup_of(
+        flow,
+        {
+            "nodes": [(0, 0, 0, None)],
+            "edges": [
+                (IN, ("node", 99, 1), ("node", 0, 0), {}),
+                (OUT, ("node", 0, 0), ("parent",), {}),
+            ],
+            "peers": 1,
+        },
+    )
     parent, peer = Parent(), Peer(size)
     node_host = PartitionHost(setup, parent, {1: peer})
     parent.host = peer.host = node_host
@@ -200,21 +223,7 @@ async def test_a_users_producer_feeding_workers_logs_no_demand_warning(
 def test_messages_for_a_later_layer_are_handled_first() -> None:
     # One host runs both layers: parent -> layer 0 -> layer 1 -> parent.
     flow = Flow.from_iterable([], stages=1).map(same).partition(stages=1).map(same)
-    setup = {
-        "index": 0,
-        "plan": pickle.dumps(flow.plan()),
-        "nodes": [(0, 0, 0, (1, 0)), (1, 1, 0, None)],
-        "edges": [
-            (0, ("parent",), ("node", 0, 0), {}),
-            (1, ("node", 0, 0), ("node", 1, 0), {}),
-            (2, ("node", 1, 0), ("parent",), {}),
-        ],
-        "peers": 0,
-        "backend": "asyncio",
-        "now": 0.0,
-        "track": False,
-    }
-    node_host = PartitionHost(setup, Parent(), {})
+    node_host = PartitionHost(setup_of(flow, TWO_LAYERS), Parent(), {})
     control, later, earlier = node_host.queues
     node_host.deliver(("events", 0, [1]))  # for layer 0
     node_host.deliver(("ask", 1, 5))  # for layer 0 (its output edge)
@@ -284,22 +293,8 @@ async def test_a_nodes_asks_on_one_edge_go_out_as_one() -> None:
         .partition(stages=1, max_demand=4, min_demand=2)
         .map(same)
     )
-    setup = {
-        "index": 0,
-        "plan": pickle.dumps(flow.plan()),
-        "nodes": [(0, 0, 0, (1, 0)), (1, 1, 0, None)],
-        "edges": [
-            (0, ("parent",), ("node", 0, 0), {}),
-            (1, ("node", 0, 0), ("node", 1, 0), {}),
-            (2, ("node", 1, 0), ("parent",), {}),
-        ],
-        "peers": 0,
-        "backend": "asyncio",
-        "now": 0.0,
-        "track": False,
-    }
     parent = StopOnEvents()
-    node_host = PartitionHost(setup, parent, {})
+    node_host = PartitionHost(setup_of(flow, TWO_LAYERS), parent, {})
     parent.host = node_host
     delivered: list[Any] = []
     deliver = node_host.deliver

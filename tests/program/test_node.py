@@ -96,8 +96,9 @@ def test_done_waits_for_demand_to_deliver_the_final_output() -> None:
     assert out == [("events", 2, [(2, 2), (3, 3)]), ("done", 2, None)]
 
 
-def test_partitioned_output_routes_by_the_next_layers_hash() -> None:
-    flow = Flow.from_iterable([], stages=1).map(double).partition(stages=2).map(double)
+def mapper_of(flow: Flow[Any]) -> tuple[PartitionNode, Dispatch]:
+    """Partition 0 of ``flow``'s first layer, started, its output partitioned two
+    ways (edges 10 and 11), its input on edge 1; and that partitioned dispatch."""
     plan = flow.plan()
     dispatch = plan.layers[1].inputs[0].dispatch
     node = PartitionNode(plan.layers[0], 0, dispatch, plan.layers[1])
@@ -106,6 +107,12 @@ def test_partitioned_output_routes_by_the_next_layers_hash() -> None:
     node.connect_output(11, {"partition": 1})
     drive(node.start(0.0))
     take(node)
+    return node, dispatch
+
+
+def test_partitioned_output_routes_by_the_next_layers_hash() -> None:
+    flow = Flow.from_iterable([], stages=1).map(double).partition(stages=2).map(double)
+    node, dispatch = mapper_of(flow)
     drive(node.on_ask(10, 100))
     drive(node.on_ask(11, 100))
     drive(node.on_events(1, list(range(20))))
@@ -117,14 +124,7 @@ def test_partitioned_output_routes_by_the_next_layers_hash() -> None:
 
 def test_a_large_output_goes_out_in_order_as_demand_arrives_piece_by_piece() -> None:
     flow = Flow.from_iterable([], stages=1).flat_map(repeat).partition(stages=2).map(double)
-    plan = flow.plan()
-    dispatch = plan.layers[1].inputs[0].dispatch
-    node = PartitionNode(plan.layers[0], 0, dispatch, plan.layers[1])
-    node.connect_input(1, "p")
-    node.connect_output(10, {"partition": 0})
-    node.connect_output(11, {"partition": 1})
-    drive(node.start(0.0))
-    take(node)
+    node, dispatch = mapper_of(flow)
     drive(node.on_ask(10, 7))
     drive(node.on_events(1, [1000]))  # one event expands into 1,000
     got: dict[int, list[int]] = {10: [], 11: []}
