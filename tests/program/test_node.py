@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flowstage import Flow
@@ -96,35 +97,43 @@ def test_done_waits_for_demand_to_deliver_the_final_output() -> None:
     assert out == [("events", 2, [(2, 2), (3, 3)]), ("done", 2, None)]
 
 
-def mapper_of(flow: Flow[Any]) -> tuple[PartitionNode, Dispatch]:
+def mapper_of(flow: Flow[Any]) -> tuple[PartitionNode, Callable[[Any], int]]:
     """Partition 0 of ``flow``'s first layer, started, its output partitioned two
-    ways (edges 10 and 11), its input on edge 1; and that partitioned dispatch."""
+    ways (edges 10 and 11), its input on edge 1; and the partition of an event."""
     plan = flow.plan()
     dispatch = plan.layers[1].inputs[0].dispatch
+    hash_fn = dispatch.hash
+    assert hash_fn is not None
+
+    def partition(event: Any) -> int:
+        result = hash_fn(event)
+        assert result is not None
+        return result[1]
+
     node = PartitionNode(plan.layers[0], 0, dispatch, plan.layers[1])
     node.connect_input(1, "p")
     node.connect_output(10, {"partition": 0})
     node.connect_output(11, {"partition": 1})
     drive(node.start(0.0))
     take(node)
-    return node, dispatch
+    return node, partition
 
 
 def test_partitioned_output_routes_by_the_next_layers_hash() -> None:
     flow = Flow.from_iterable([], stages=1).map(double).partition(stages=2).map(double)
-    node, dispatch = mapper_of(flow)
+    node, partition = mapper_of(flow)
     drive(node.on_ask(10, 100))
     drive(node.on_ask(11, 100))
     drive(node.on_events(1, list(range(20))))
     events = {edge: batch for kind, edge, batch in take(node) if kind == "events"}
     assert sorted(events[10] + events[11]) == sorted(x * 2 for x in range(20))
-    assert all(dispatch.hash(e)[1] == 0 for e in events[10])  # type: ignore[misc]
-    assert all(dispatch.hash(e)[1] == 1 for e in events[11])  # type: ignore[misc]
+    assert all(partition(e) == 0 for e in events[10])
+    assert all(partition(e) == 1 for e in events[11])
 
 
 def test_a_large_output_goes_out_in_order_as_demand_arrives_piece_by_piece() -> None:
     flow = Flow.from_iterable([], stages=1).flat_map(repeat).partition(stages=2).map(double)
-    node, dispatch = mapper_of(flow)
+    node, partition = mapper_of(flow)
     drive(node.on_ask(10, 7))
     drive(node.on_events(1, [1000]))  # one event expands into 1,000
     got: dict[int, list[int]] = {10: [], 11: []}
@@ -140,7 +149,7 @@ def test_a_large_output_goes_out_in_order_as_demand_arrives_piece_by_piece() -> 
         drive(node.on_ask(11, 7))
         buffered.append(node.buffered)
     expected = list(range(1000))
-    part = {e: dispatch.hash(e)[1] for e in expected}  # type: ignore[misc]
+    part = {e: partition(e) for e in expected}
     assert got[10] == [e for e in expected if part[e] == 0]
     assert got[11] == [e for e in expected if part[e] == 1]
     assert buffered == sorted(buffered, reverse=True)  # only ever goes down
