@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -37,6 +39,39 @@ def test_done_reaches_the_consumer_after_everything_held() -> None:
     assert out == [[3], None]
     out, _ = relay.on_ask(10)
     assert out == []  # done is delivered once
+
+
+class CountingList(list[int]):
+    """A list that counts the events its slices copy."""
+
+    copied = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            part = CountingList(super().__getitem__(index))
+            CountingList.copied += len(part)
+            return part
+        return super().__getitem__(index)
+
+
+def test_a_large_batch_served_in_small_asks_is_copied_once() -> None:
+    relay = Relay(1000)
+    relay.start()
+    relay.on_events(CountingList(range(1000)))
+    CountingList.copied = 0
+    pieces = [relay.on_ask(30)[0] for _ in range(34)]
+    assert [e for out in pieces for piece in out if piece for e in piece] == list(range(1000))
+    assert CountingList.copied == 1000  # each event once (the old way: ~17,000)
+    assert relay.buffered == 0
+
+
+def test_a_batch_the_consumer_takes_whole_is_not_copied() -> None:
+    relay = Relay(100)
+    relay.start()
+    batch = list(range(50))
+    relay.on_events(batch)
+    (piece,), _ = relay.on_ask(100)
+    assert piece is batch
 
 
 def test_bad_window() -> None:

@@ -37,6 +37,7 @@ class Relay:
         "_buffered",
         "_delivered_done",
         "_done",
+        "_offset",
         "_want",
         "max_ask",
         "window",
@@ -52,6 +53,7 @@ class Relay:
         self._asked = 0  # asked upstream, not yet received
         self._buffer: deque[list[Any]] = deque()
         self._buffered = 0
+        self._offset = 0  # events of the head batch already handed out
         self._want = 0  # the consumer asked and did not get yet
         self._done = False
         self._delivered_done = False
@@ -96,13 +98,18 @@ class Relay:
         out: list[list[Any] | None] = []
         buffer = self._buffer
         while self._want > 0 and buffer:
+            # The head batch is handed out behind an offset, so a large batch served
+            # in many small asks is copied once, not once per ask.
             first = buffer[0]
-            if len(first) <= self._want:
+            offset = self._offset
+            left = len(first) - offset
+            if left <= self._want:
                 buffer.popleft()
-                piece = first
+                self._offset = 0
+                piece = first if offset == 0 else first[offset:]
             else:
-                piece = first[: self._want]
-                buffer[0] = first[self._want :]
+                self._offset = offset + self._want
+                piece = first[offset : self._offset]
             self._want -= len(piece)
             self._buffered -= len(piece)
             out.append(piece)
