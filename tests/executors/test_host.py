@@ -2,10 +2,11 @@
 
 How deep a host keeps an edge from another process: its relay's window starts at
 RELAY_START x max_demand, grows to about RELAY_SECONDS of the consumer's work (at
-most RELAY_WINDOW x max_demand) and, where the transport reports sizes, holds at
-most about RELAY_BYTES (never below one event); no ask upstream is larger than the
-first. Also: the order in which a host handles messages, asks added up per edge,
-and the process channel's frame sizes, flush and poll."""
+most RELAY_WINDOW x max_demand, or the set-up's parent_window x max_demand on an
+edge from the parent) and, where the transport reports sizes, holds at most about RELAY_BYTES
+(never below one event); no ask upstream is larger than the first. Also: the order
+in which a host handles messages, asks added up per edge, and the process channel's
+frame sizes, flush and poll."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ import pytest
 
 import flowstage
 from flowstage import Flow
-from flowstage.executors._hosting import PartitionHost
+from flowstage.executors._hosting import PartitionHost, _host
 from flowstage.executors._hosting._host import (
     RELAY_BYTES,
+    RELAY_SECONDS,
     RELAY_START,
     RELAY_WINDOW,
 )
@@ -68,16 +70,22 @@ TOTAL = 100 * MAX_DEMAND
 
 
 class Parent:
-    """Takes the node's output; stops the host once the node is done."""
+    """Takes the node's output; stops the host once the node is done. With
+    ``step``, it asks for ``step`` more events each time a batch arrives (the node's
+    output then waits for demand, and the node handles what it received in the
+    calls that bring the asks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, step: int | None = None) -> None:
         self.host: PartitionHost | None = None
         self.received = 0
+        self.step = step
 
     def send(self, message: Any) -> None:
         assert self.host is not None
         if message[0] == "events":
             self.received += len(message[2])
+            if self.step is not None:
+                self.host.deliver(("ask", OUT, self.step))
         elif message[0] == "done":
             self.host.deliver(("stop",))
 
@@ -109,25 +117,58 @@ class Peer:
             self.host.deliver(("done", IN))
 
 
-async def feed(size: float | None) -> tuple[int, int, int, list[int]]:
-    """Run the node over TOTAL events; return the first ask upstream, the window at
-    the end, how many events came out, and every ask upstream."""
-    flow = Flow.from_iterable([], stages=1, max_demand=MAX_DEMAND).map(same)
+class ParentSource(Parent):
+    """The parent as both the node's producer (a source answering its asks, as
+    ``Peer`` does) and its consumer."""
+
+    def __init__(self, size: float | None, step: int | None = None) -> None:
+        super().__init__(step)
+        self.source = Peer(size)
+
+    def send(self, message: Any) -> None:
+        if message[0] == "ask":
+            self.source.send(message)
+        else:
+            super().send(message)
+
+
+async def feed(
+    size: float | None,
+    *,
+    parent_window: int | None = None,
+    from_parent: bool = False,
+    step: int | None = None,
+    func: Any = None,
+) -> tuple[int, int, int, list[int]]:
+    """Run the node (``map(func)``) over TOTAL events from a peer (or the parent);
+    return the first ask upstream, the window at the end, how many events came out,
+    and every ask upstream. ``step``: the parent asks that many events at a time;
+    ``parent_window``: the set-up's, if given."""
+    flow = Flow.from_iterable([], stages=1, max_demand=MAX_DEMAND).map(func or same)
+    producer = ("parent",) if from_parent else ("node", 99, 1)
     setup = setup_of(
         flow,
         {
             "nodes": [(0, 0, 0, None)],
             "edges": [
-                (IN, ("node", 99, 1), ("node", 0, 0), {}),
+                (IN, producer, ("node", 0, 0), {}),
                 (OUT, ("node", 0, 0), ("parent",), {}),
             ],
-            "peers": 1,
+            "peers": 0 if from_parent else 1,
         },
     )
-    parent, peer = Parent(), Peer(size)
-    node_host = PartitionHost(setup, parent, {1: peer})
+    if parent_window is not None:
+        setup["parent_window"] = parent_window
+    parent: Parent
+    if from_parent:
+        parent = ParentSource(size, step)
+        peer = parent.source
+        node_host = PartitionHost(setup, parent, {})
+    else:
+        parent, peer = Parent(step), Peer(size)
+        node_host = PartitionHost(setup, parent, {1: peer})
     parent.host = peer.host = node_host
-    node_host.deliver(("ask", OUT, 10**9))
+    node_host.deliver(("ask", OUT, 10**9 if step is None else step))
     with anyio.fail_after(10):
         await node_host.process()
     return peer.asks[0], node_host.relays[IN].window, parent.received, peer.asks
@@ -142,6 +183,43 @@ async def test_the_window_starts_small_and_grows_for_cheap_events() -> None:
     # DemandDispatcher upstream expects no larger ask than the first).
     assert max(asks) == first
     assert sum(asks) > 5 * first
+
+
+@pytest.mark.parametrize("parent_window", [None, 2 * RELAY_WINDOW])
+async def test_an_edge_from_the_parent_grows_as_deep_as_the_set_up_says(
+    parent_window: int | None,
+) -> None:
+    first, window, out, asks = await feed(None, from_parent=True, parent_window=parent_window)
+    assert first == RELAY_START * MAX_DEMAND
+    assert window == (parent_window or RELAY_WINDOW) * MAX_DEMAND
+    assert out == TOTAL
+    assert max(asks) == first
+
+
+#: A clock that only the callback below moves: each event costs COST seconds.
+CLOCK = [0.0]
+COST = RELAY_SECONDS / (2 * MAX_DEMAND)
+
+
+def costly(x: int) -> int:
+    CLOCK[0] += COST
+    return x
+
+
+@pytest.mark.parametrize("step", [None, MAX_DEMAND // 4], ids=["demand", "output-waits"])
+async def test_the_window_holds_about_relay_seconds_of_the_consumers_work(
+    monkeypatch: pytest.MonkeyPatch, step: int | None
+) -> None:
+    # The node's time is what its calls take, whichever message brought them: with
+    # "output-waits" it handles most events in the calls that bring the parent's
+    # asks, not in those that bring the events.
+    monkeypatch.setattr(_host, "perf_counter", lambda: CLOCK[0])
+    _, window, out, _ = await feed(None, step=step, func=costly)
+    assert out == TOTAL
+    # 2 x max_demand events are RELAY_SECONDS of work (less a rounding); an
+    # estimate taken while up to max_demand received events wait to be handled
+    # reads at most 2x that.
+    assert 2 * MAX_DEMAND - 1 <= window <= 4 * MAX_DEMAND
 
 
 async def test_reported_sizes_cap_the_window_in_bytes() -> None:

@@ -101,7 +101,9 @@ class HostedGraph(Graph):
     """The graph of a plan whose layers run on hosts (see the module docstring).
 
     ``make_pool(n)`` makes the pool of ``n`` hosts: ``n`` is ``hosts``, or fewer when
-    no layer has that many partitions."""
+    no layer has that many partitions. ``parent_window``: how deep (times
+    ``max_demand``) a host may keep an edge from the parent (see
+    :data:`~._host.RELAY_WINDOW`, the default)."""
 
     def __init__(
         self,
@@ -113,6 +115,7 @@ class HostedGraph(Graph):
         make_pool: Callable[[int], HostPool],
         plan_bytes: bytes,
         backend: str,
+        parent_window: int = RELAY_WINDOW,
     ) -> None:
         widest = max((layer.stages for layer in plan.layers), default=0)
         # Where each layer's output dispatch is in the plan: (consumer layer, input).
@@ -124,6 +127,8 @@ class HostedGraph(Graph):
         self.pool = make_pool(min(hosts, widest))
         self.plan_bytes = plan_bytes
         self.backend = backend
+        #: How deep (times ``max_demand``) a host may keep an edge from the parent.
+        self.parent_window = parent_window
         #: node id -> (layer index, partition, worker)
         self.nodes: list[tuple[int, int, int]] = []
         self.layer_nodes: list[list[int]] = []
@@ -186,7 +191,7 @@ class HostedGraph(Graph):
     def source_dispatcher(self, inp: LayerInput, consumer: LayerPlan | None) -> Dispatcher[Any]:
         if consumer is not None and inp.dispatch.kind == "demand":
             # Hosts ask through their relays, whose windows grow past the first ask.
-            return DemandDispatcher(max_demand=RELAY_WINDOW * consumer.max_demand)
+            return DemandDispatcher(max_demand=self.parent_window * consumer.max_demand)
         return super().source_dispatcher(inp, consumer)
 
     def iterable_producer(
@@ -255,6 +260,7 @@ class HostedGraph(Graph):
                     "peers": self.pool.size - 1,
                     "backend": self.backend,
                     "now": now,
+                    "parent_window": self.parent_window,
                 }
             )
         return out

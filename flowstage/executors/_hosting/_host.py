@@ -13,8 +13,10 @@ nodes it hosts, every edge that touches them) and keeps:
   (or actor) that hosts the other end of the edge;
 * a :class:`~._relay.Relay` on every input edge that comes from elsewhere, its
   window sized to about :data:`RELAY_SECONDS` of its consumer's work, at most
-  :data:`RELAY_WINDOW` times the consumer's ``max_demand`` events (and
-  :data:`RELAY_BYTES` where the transport reports sizes), at least one event.
+  :data:`RELAY_WINDOW` (on an edge from the parent: the set-up's
+  ``parent_window``, by default the same) times the consumer's ``max_demand``
+  events (and :data:`RELAY_BYTES` where the transport reports sizes), at least one
+  event.
 
 Time comes from the parent: the host reports each node's next deadline and the parent
 sends ``("time", node, now)`` when it is due, so windows and timers follow the
@@ -31,7 +33,7 @@ from __future__ import annotations
 import pickle
 import traceback
 from collections import deque
-from time import perf_counter, thread_time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -45,7 +47,13 @@ from ._relay import Relay
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["RELAY_SECONDS", "RELAY_WINDOW", "Link", "PartitionHost", "error_payload"]
+__all__ = [
+    "RELAY_SECONDS",
+    "RELAY_WINDOW",
+    "Link",
+    "PartitionHost",
+    "error_payload",
+]
 
 #: Where the other end of an edge lives: ``None`` for this host, else a link.
 _Here: Final = None
@@ -53,8 +61,8 @@ _Here: Final = None
 #: An input edge from another process starts with this many times its layer's
 #: ``max_demand`` events in flight (see :mod:`._relay`)...
 RELAY_START: Final = 4
-#: ... and, once the host has timed its consumer (CPU time, or wall time for async
-#: callbacks), keeps about :data:`RELAY_SECONDS` of the consumer's work in flight,
+#: ... and, once the host has timed its consumer (the time spent in calls into it
+#: per event it received), keeps about :data:`RELAY_SECONDS` of the consumer's work in flight,
 #: at most :data:`RELAY_WINDOW` times ``max_demand`` events, at least one event.
 #: Expensive events held in one process would keep it busy after the others are
 #: done (the consumer then gets smaller batches, which costs little beside the
@@ -65,8 +73,6 @@ RELAY_SECONDS: Final = 0.01
 #: frames), an edge also keeps at most about this many bytes in flight (but at least
 #: one event), however cheap its events are to handle.
 RELAY_BYTES: Final = 8 << 20
-#: One relayed piece in this many is timed (reading a CPU clock is a system call).
-TIME_EVERY: Final = 4
 #: While it has messages to handle, a host lets its writers send what it queued for
 #: other processes at most this often (seconds).
 SEND_EVERY: Final = 0.001
@@ -123,13 +129,14 @@ class PartitionHost:
         self.deadlines: dict[int, float | None] = {}
         #: The input edges from other processes, each with its relay.
         self.relays: dict[int, Relay] = {}
-        # Per relayed edge: seconds its consumer spent on how many events (of the
-        # pieces timed) since the relay's window was last sized, and how many pieces
-        # to handle before timing one again.
+        # Per relayed edge: its consumer's busy seconds and events received when
+        # the relay's window was last sized.
         self._timing: dict[int, list[Any]] = {}
         #: Per relayed edge: the bytes per event of the latest batch whose size the
         #: transport reported (0.0: none yet).
         self._sizes: dict[int, float] = {}
+        #: Per relayed edge: the most events its window may hold.
+        self._ceilings: dict[int, int] = {}
         #: Received messages, one queue per hosted layer, the last layer's first
         #: (see :meth:`deliver`); control messages have a queue of their own, first.
         self.queues: list[deque[tuple[Any, ...]]] = []
@@ -153,6 +160,7 @@ class PartitionHost:
         # Quiescence reports (only under a virtual clock in the parent): messages
         # received from each sender ("parent" or a worker index), sent to each worker.
         self.track: bool = setup["track"]
+        parent_window: int = setup.get("parent_window", RELAY_WINDOW)
         self.received: dict[str | int, int] = {}
         self.sent: dict[int, int] = {}
         self._reported = False
@@ -184,7 +192,9 @@ class PartitionHost:
                 self.to_producer[edge] = where = self._where(producer)
                 if where is not _Here:
                     self.relays[edge] = Relay(RELAY_START * node.layer.max_demand)
-                    self._timing[edge] = [0.0, 0, 0]
+                    widest = parent_window if where is self.parent else RELAY_WINDOW
+                    self._ceilings[edge] = widest * node.layer.max_demand
+                    self._timing[edge] = [0.0, 0]
                     self._sizes[edge] = 0.0
         self.start_time: float | None = setup["now"]
         by_layer: dict[int, deque[tuple[Any, ...]]] = {}
@@ -286,19 +296,8 @@ class PartitionHost:
                 if message[2] is None:
                     await self._run(None, node, node.on_done(edge))
                 else:
-                    timing = self._timing[edge]
-                    if timing[2]:
-                        timing[2] -= 1
-                        await self._run(None, node, node.on_events(edge, message[2]))
-                    else:
-                        # One piece in TIME_EVERY is timed: CPU time for plain
-                        # callbacks (a process preempted on a busy machine must not
-                        # look slow), wall time for async ones (mostly waiting).
-                        timing[2] = TIME_EVERY - 1
-                        clock = perf_counter if node.is_async else thread_time
-                        started = clock()
-                        await self._run(None, node, node.on_events(edge, message[2]))
-                        self._timed(edge, node, len(message[2]), clock() - started)
+                    await self._run(None, node, node.on_events(edge, message[2]))
+                    self._size_window(edge, node)
             elif kind == "ask":
                 edge = message[1]
                 node = self.producer_of[edge]
@@ -340,18 +339,22 @@ class PartitionHost:
                         self._yielded = now
                         await anyio.lowlevel.checkpoint()
 
-    def _timed(self, edge: int, node: PartitionNode, events: int, seconds: float) -> None:
+    def _size_window(self, edge: int, node: PartitionNode) -> None:
         """Size ``edge``'s relay window to about :data:`RELAY_SECONDS` of its
-        consumer's work, once per ``max_demand`` events timed."""
+        consumer's work, once per ``max_demand`` events the consumer received.
+
+        What an event costs is the consumer's busy time (every call into it: a
+        node whose output waits for demand handles what it received later, in the
+        calls that bring the demand) over the events it received on all its inputs
+        since the window was last sized."""
         timing = self._timing[edge]
-        timing[0] += seconds
-        timing[1] += events
-        max_demand = node.layer.max_demand
-        if timing[1] < max_demand:
+        events = node.events_in - timing[1]
+        if events < node.layer.max_demand:
             return
-        per_event = timing[0] / timing[1]
-        timing[0], timing[1] = 0.0, 0
-        ceiling = RELAY_WINDOW * max_demand
+        busy = self.busy.get(self.node_id[id(node)], 0.0)
+        per_event = (busy - timing[0]) / events
+        timing[0], timing[1] = busy, node.events_in
+        ceiling = self._ceilings[edge]
         size = self._sizes[edge]
         if size > 0:
             ceiling = min(ceiling, int(RELAY_BYTES / size))

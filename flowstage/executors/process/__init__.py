@@ -31,7 +31,7 @@ from .._hosting import HostedGraph, cloudpickle, serialize_plan
 from .._hosting import RemoteError as RemoteError
 from .._hosting import WorkerCrashed as WorkerCrashed
 from .._hosting._executor import HostingExecutor
-from ._pool import WorkerPool, default_workers, running_backend, start_method
+from ._pool import PARENT_WINDOW, WorkerPool, default_workers, running_backend, start_method
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,6 +93,7 @@ class ProcessExecutor(HostingExecutor):
                 make_pool=pool,
                 plan_bytes=data,
                 backend=running_backend(),
+                parent_window=PARENT_WINDOW,
             )
 
         return make

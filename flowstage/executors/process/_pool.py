@@ -35,10 +35,18 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from multiprocessing.process import BaseProcess
 
-__all__ = ["WorkerPool", "start_method"]
+__all__ = ["PARENT_WINDOW", "WorkerPool", "start_method"]
 
 #: How long a worker may take to exit once its parent socket is closed.
 EXIT_DEADLINE: Final = 2.0
+
+#: How deep (times ``max_demand``) a worker may keep an edge from the parent (a
+#: source), still within about ``RELAY_SECONDS`` of work and ``RELAY_BYTES``:
+#: deeper than between workers, because every ask wakes the parent, which shares
+#: the machine's cores with the workers, and a relay asks in steps of half its
+#: window. For cheap events (map -> filter -> sum over integers) this took the
+#: parent's CPU from 36 to 16 ms a run, and the run 7-9 % faster.
+PARENT_WINDOW: Final = 64
 
 _preload_lock = threading.Lock()
 
