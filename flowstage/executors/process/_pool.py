@@ -241,9 +241,19 @@ class WorkerPool:
         self.stopping = True
         for channel in self.channels:
             channel.close()
-        if self._finalizer is not None and self._finalizer.alive:
-            finalizer = self._finalizer
-            await anyio.to_thread.run_sync(finalizer)
+        finalizer = self._finalizer
+        if finalizer is not None and finalizer.alive:
+            # Wait on the event loop for the workers to end (a process's sentinel
+            # becomes readable when it has); the finalizer then only reaps them.
+            # A worker still there at the deadline is killed, in a thread (joins
+            # block).
+            with anyio.move_on_after(EXIT_DEADLINE):
+                for proc in self.processes:
+                    await anyio.wait_readable(proc.sentinel)
+            if any(proc.is_alive() for proc in self.processes):
+                await anyio.to_thread.run_sync(finalizer)
+            else:
+                finalizer()
         self.channels = []
 
 
