@@ -160,6 +160,13 @@ class PartitionNode:
         return self.program.is_async
 
     @property
+    def iterates_input(self) -> bool:
+        """Whether :meth:`on_events` may be given any sequence that iterates, slices
+        and has a length (a ``range``), not only a list (see
+        :attr:`StageProgram.iterates_input`)."""
+        return self.program.iterates_input
+
+    @property
     def demand_outstanding(self) -> int:
         """Events asked for on the input edges and not yet received."""
         return sum(a.demand for a in self._accounts.values())
@@ -195,7 +202,8 @@ class PartitionNode:
         yield (self._p_start, now)
 
     def on_events(self, edge: int, batch: list[Any]) -> NodeGen:
-        """A batch arrived on input ``edge``."""
+        """A batch arrived on input ``edge`` (a list; or, when
+        :attr:`iterates_input`, any sequence that slices, such as a ``range``)."""
         account = self._accounts[edge]
         self.events_in += len(batch)
         self.batches_in += 1

@@ -41,6 +41,10 @@ def same(x: int) -> int:
     return x
 
 
+async def same_async(x: int) -> int:
+    return x
+
+
 def setup_of(flow: Flow[Any], wiring: dict[str, Any]) -> dict[str, Any]:
     """The set-up frame of worker 0 for ``flow``: ``wiring`` gives its nodes, edges
     and peers."""
@@ -426,3 +430,46 @@ def test_a_flush_after_a_full_socket_writes_the_rest_and_what_came_since() -> No
     finally:
         sender.close()
         receiver.close()
+
+
+@pytest.mark.parametrize(
+    ("flow", "kind"),
+    [
+        (Flow.from_iterable([], stages=1, max_demand=MAX_DEMAND).map(same), range),
+        (Flow.from_iterable([], stages=1, max_demand=MAX_DEMAND).map(same_async), list),
+    ],
+    ids=["iterates", "async"],
+)
+async def test_range_slices_reach_a_program_that_iterates_them_as_ranges(
+    flow: Flow[Any], kind: type
+) -> None:
+    setup = setup_of(
+        flow,
+        {
+            "nodes": [(0, 0, 0, None)],
+            "edges": [
+                (IN, ("parent",), ("node", 0, 0), {}),
+                (OUT, ("node", 0, 0), ("parent",), {}),
+            ],
+            "peers": 0,
+        },
+    )
+    parent = Parent()
+    node_host = PartitionHost(setup, parent, {})
+    parent.host = node_host
+    node = node_host.consumer_of[IN]
+    seen: list[type] = []
+    on_events = node.on_events
+
+    def spy(edge: int, batch: Any) -> Any:
+        seen.append(type(batch))
+        return on_events(edge, batch)
+
+    node.on_events = spy  # type: ignore[method-assign]
+    node_host.deliver(("ask", OUT, 10**9))
+    node_host.deliver(("events", IN, range(250)))
+    node_host.deliver(("done", IN))
+    with anyio.fail_after(10):
+        await node_host.process()
+    assert parent.received == 250
+    assert set(seen) == {kind}

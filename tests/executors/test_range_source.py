@@ -1,7 +1,8 @@
 """A ``range`` source feeding worker processes travels as range slices.
 
 The parent never creates the integers: each batch is a slice of the range (three
-integers on the wire) and becomes a list in the worker that handles it. The items,
+integers on the wire) and becomes a list in the worker that handles it (the
+partition's program makes the list itself when it iterates each batch anyway). The items,
 their order per batch and the demand rules stay those of any iterable source.
 """
 
@@ -147,3 +148,16 @@ async def test_statistics_count_the_source_events() -> None:
     assert len(out) == 20_000
     source = seen[-1].layers[0]
     assert sum(s.events_out for s in source.stages) == 20_000
+
+
+async def test_a_layer_fed_range_slices_gives_its_consumers_lists() -> None:
+    # The workers' programs take the slices as they are; what comes out are lists.
+    items = range(3_000)
+    async with StageGroup() as group:
+        recorder = group.start(Recorder())
+        flow = Flow.from_iterable(items, stages=2).filter(odd)
+        async with flow.into_stages([recorder], executor=ProcessExecutor(2)) as running:
+            await running.wait()
+        assert {type(b) for b in recorder.batches} == {list}
+        assert sorted(recorder.events) == [x for x in items if x % 2]
+        group.cancel()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flowstage import Flow
+import pytest
+
+from flowstage import Flow, Window
 from flowstage.plan import Dispatch, LayerPlan
 from flowstage.program import PartitionNode, drive
 
@@ -155,3 +157,54 @@ def test_a_large_output_goes_out_in_order_as_demand_arrives_piece_by_piece() -> 
     assert buffered == sorted(buffered, reverse=True)  # only ever goes down
     assert 1000 - 7 <= buffered[0] < 1000  # 7 accepted, the first delivered
     assert node.buffered == 0
+
+
+def odd(x: int) -> bool:
+    return x % 2 == 1
+
+
+async def async_double(x: int) -> int:
+    return x * 2
+
+
+def plain(**opts: Any) -> Flow[int]:
+    return Flow.from_iterable([], stages=1, max_demand=10, min_demand=5, **opts)
+
+
+ITERATING: dict[str, Flow[Any]] = {
+    "map": plain().map(double),
+    "filter": plain().filter(odd),
+    "flat_map": plain().flat_map(repeat),
+    "uniq": plain().uniq(),
+    "reduce": plain().reduce(int, add).emit("state"),
+    "map then reduce": plain().map(double).filter(odd).reduce(int, add).emit("state"),
+}
+
+PASSING_ON: dict[str, Flow[Any]] = {
+    "no step": plain().partition(stages=1),
+    "count window": plain().partition(stages=1, window=Window.count(3)).map(double),
+    "async callback": plain().map(async_double),
+}
+
+
+@pytest.mark.parametrize("flow", ITERATING.values(), ids=ITERATING.keys())
+def test_a_node_that_makes_a_new_list_of_each_batch_takes_ranges(flow: Flow[Any]) -> None:
+    # The same output, chunk for chunk, from a range as from the list it holds.
+    by_range, by_list = node_of(flow), node_of(flow)
+    assert by_range.iterates_input
+    outputs = []
+    for node, batch in ((by_range, range(37)), (by_list, list(range(37)))):
+        take(node)
+        drive(node.on_ask(2, 1000))
+        drive(node.on_events(1, batch))  # type: ignore[arg-type]
+        drive(node.on_done(1))
+        out = take(node)
+        assert all(type(m[2]) is list for m in out if m[0] == "events")
+        outputs.append(out)
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("flow", PASSING_ON.values(), ids=PASSING_ON.keys())
+def test_a_node_that_may_pass_a_batch_on_takes_only_lists(flow: Flow[Any]) -> None:
+    node = PartitionNode(layer(flow, len(flow.plan().layers) - 1), 0, Dispatch())
+    assert not node.iterates_input

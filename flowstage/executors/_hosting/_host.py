@@ -280,7 +280,9 @@ class PartitionHost:
             if kind == "events":
                 edge = message[1]
                 batch = message[2]
-                if type(batch) is range:  # a slice of a range source, sent as such
+                # A slice of a range source, sent as such, stays a range (the relay
+                # slices it for free) when the program makes a list of it anyway.
+                if type(batch) is range and not self.consumer_of[edge].iterates_input:
                     batch = list(batch)
                 relay = relays.get(edge)
                 if relay is None:

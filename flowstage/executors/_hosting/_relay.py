@@ -77,7 +77,8 @@ class Relay:
         return self.window
 
     def on_events(self, batch: list[Any]) -> tuple[list[list[Any] | None], int]:
-        """Events arrived from upstream."""
+        """Events arrived from upstream (any sequence that slices: the pieces
+        handed out are slices of it, so a ``range`` gives ranges)."""
         self._asked -= len(batch)
         if batch:
             self._buffer.append(batch)
