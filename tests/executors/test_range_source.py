@@ -161,3 +161,17 @@ async def test_a_layer_fed_range_slices_gives_its_consumers_lists() -> None:
         assert {type(b) for b in recorder.batches} == {list}
         assert sorted(recorder.events) == [x for x in items if x % 2]
         group.cancel()
+
+
+def only_lists(batch: list[int]) -> list[int]:
+    if type(batch) is not list:
+        raise TypeError(f"map_batch got a {type(batch).__name__}")
+    return batch
+
+
+async def test_map_batch_gets_each_slice_as_a_list() -> None:
+    # A batch callback sees the batch itself: it always gets a list.
+    items = range(3_000)
+    flow = Flow.from_iterable(items, stages=2).map_batch(only_lists).map(double)
+    out = await flow.to_list(executor=ProcessExecutor(2))
+    assert sorted(out) == [x * 2 for x in items]

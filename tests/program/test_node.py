@@ -184,6 +184,7 @@ PASSING_ON: dict[str, Flow[Any]] = {
     "no step": plain().partition(stages=1),
     "count window": plain().partition(stages=1, window=Window.count(3)).map(double),
     "async callback": plain().map(async_double),
+    "map_batch": plain().map_batch(sorted).map(double),
 }
 
 
