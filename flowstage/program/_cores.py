@@ -245,9 +245,6 @@ class BaseCore:
         self.nsets = sum(isinstance(o, Uniq) for o in ops.mappers)
         self.tag = layer.output_tag
         self.pipeline = _sync_pipeline(ops)
-        #: Every batch is iterated into a new list (a mapper step) or reduced, never
-        #: passed on as it is.
-        self.iterates_input: bool = bool(ops.mappers) or self.red is not None
         self.p_new_acc: Callable[[], Any]
         self.p_reduce: Callable[[list[Any], Any], Any]
         self.p_trigger: Callable[[Any, Any], Any]

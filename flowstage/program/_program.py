@@ -161,10 +161,12 @@ class StageProgram:
         #: :meth:`handle_events` may be given any sequence that iterates, slices and
         #: has a length (a ``range`` included), not only a list: a sync program with
         #: the global window and no ``map_batch`` (whose callback gets the batch
-        #: itself) whose first step iterates each batch into a new list, or reduces
-        #: it, so the batch itself never comes out.
+        #: itself) whose first step iterates each batch into a new list (a mapper),
+        #: or reduces it, so the batch itself never comes out.
         self.iterates_input: bool = (
-            self._fast is not None and base.iterates_input and not self._batch_fns
+            self._fast is not None
+            and not self._batch_fns
+            and (bool(layer.ops.mappers) or base.red is not None)
         )
 
     def _by_all(self, by: Callable[[Any], Any], join: bool) -> Callable[[list[Any]], Any]:

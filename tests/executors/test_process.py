@@ -8,9 +8,11 @@ what only worker processes have.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from flowstage import Flow
 from flowstage.executors import process as process_module
 from flowstage.executors import resolve
 from flowstage.executors.process import FlowNotPortable, ProcessExecutor, WorkerCrashed
+from flowstage.testing import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -220,6 +223,26 @@ async def test_no_worker_is_left_after_a_normal_end_break_and_cancellation() -> 
         ):
             running.stop()
             await running.wait()
+
+
+def stuck(marker: str, x: int) -> int:
+    Path(marker).touch()
+    time.sleep(600)  # never returns in the test: the worker must be killed
+    return x
+
+
+async def test_a_worker_stuck_in_a_callback_is_killed_when_the_flow_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    # The worker cannot notice that its parent socket closed: after the exit
+    # deadline it is killed, and nothing is left.
+    marker = tmp_path / "entered"
+    flow = Flow.from_iterable(range(10), stages=2).map(functools.partial(stuck, str(marker)))
+    with leaves_no_worker():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(flow.to_list, executor=ProcessExecutor(2)))
+            await wait_until(marker.exists)
+            tg.cancel_scope.cancel()
 
 
 async def test_a_callback_error_comes_back_as_its_own_type_with_the_workers_traceback() -> None:

@@ -47,13 +47,7 @@ from ._relay import Relay
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = [
-    "RELAY_SECONDS",
-    "RELAY_WINDOW",
-    "Link",
-    "PartitionHost",
-    "error_payload",
-]
+__all__ = ["RELAY_SECONDS", "RELAY_WINDOW", "Link", "PartitionHost", "error_payload"]
 
 #: Where the other end of an edge lives: ``None`` for this host, else a link.
 _Here: Final = None
@@ -62,8 +56,9 @@ _Here: Final = None
 #: ``max_demand`` events in flight (see :mod:`._relay`)...
 RELAY_START: Final = 4
 #: ... and, once the host has timed its consumer (the time spent in calls into it
-#: per event it received), keeps about :data:`RELAY_SECONDS` of the consumer's work in flight,
-#: at most :data:`RELAY_WINDOW` times ``max_demand`` events, at least one event.
+#: per event it received), keeps about :data:`RELAY_SECONDS` of the consumer's work
+#: in flight, at most :data:`RELAY_WINDOW` times ``max_demand`` events (the set-up's
+#: ``parent_window`` on an edge from the parent), at least one event.
 #: Expensive events held in one process would keep it busy after the others are
 #: done (the consumer then gets smaller batches, which costs little beside the
 #: work); cheap ones need a deep window to hide the round trip between processes.

@@ -67,8 +67,8 @@ _BACKEND_MODULES: Final = {
 
 
 #: Standard-library modules every worker imports while it starts (multiprocessing
-#: runs the parent's main script through runpy, which imports pkgutil): about 2 ms
-#: of a worker's start-up when the fork server has not imported them.
+#: runs the parent's main script through runpy, which imports pkgutil): about
+#: 1.7 ms of a worker's start-up when the fork server has not imported them.
 _START_MODULES: Final = ("runpy", "pkgutil", "multiprocessing.popen_forkserver")
 
 
@@ -244,13 +244,16 @@ class WorkerPool:
         finalizer = self._finalizer
         if finalizer is not None and finalizer.alive:
             # Wait on the event loop for the workers to end (a process's sentinel
-            # becomes readable when it has); the finalizer then only reaps them.
-            # A worker still there at the deadline is killed, in a thread (joins
-            # block).
+            # becomes readable when it has); the finalizer then only reaps them. A
+            # worker still there at the deadline is killed, and reaped in a thread
+            # (a join blocks).
             with anyio.move_on_after(EXIT_DEADLINE):
                 for proc in self.processes:
                     await anyio.wait_readable(proc.sentinel)
-            if any(proc.is_alive() for proc in self.processes):
+            late = [proc for proc in self.processes if proc.is_alive()]
+            for proc in late:
+                proc.kill()
+            if late:
                 await anyio.to_thread.run_sync(finalizer)
             else:
                 finalizer()
