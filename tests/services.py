@@ -41,3 +41,14 @@ def speedups() -> ModuleType:
             pytest.fail("FLOWSTAGE_REQUIRE_EXTENSIONS is set but flowstage._speedups is missing")
         pytest.skip("flowstage._speedups is not built (pip install -e . with a C compiler)")
     return _speedups
+
+
+def use_path(
+    path: str, monkeypatch: pytest.MonkeyPatch, module: ModuleType, slot: str, name: str
+) -> str:
+    """Make ``module.<slot>`` (where a module keeps its optional compiled helper)
+    the pure-Python path (``path == "python"``: the slot is ``None``) or the compiled
+    function ``name`` (``"compiled"``); return ``path``. For fixtures that run a test
+    on both paths."""
+    monkeypatch.setattr(module, slot, None if path == "python" else getattr(speedups(), name))
+    return path

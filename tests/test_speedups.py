@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from flowstage import _hash
 from flowstage._hash import KeyHash, partition_of
 
-from .services import speedups
+from .services import speedups, use_path
 
 _speedups: ModuleType | None
 try:
@@ -46,11 +46,7 @@ def _compiled() -> ModuleType:
 @pytest.fixture(params=["python", "compiled"])
 def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test on one path of KeyHash.buckets."""
-    if request.param == "python":
-        monkeypatch.setattr(_hash, "_c_buckets", None)
-    else:
-        monkeypatch.setattr(_hash, "_c_buckets", _compiled().buckets)
-    return str(request.param)
+    return use_path(request.param, monkeypatch, _hash, "_c_buckets", "buckets")
 
 
 def _reference(
@@ -97,7 +93,7 @@ STRING_BATCHES = {
     "surrogates": [*SURROGATES, "plain", "😀"],
     "everything": ASCII[:50] + NON_ASCII[:50] + LONG + SUBCLASSES + SURROGATES,
 }
-MIXED_BATCHES = {
+MIXED_BATCHES: dict[str, list[Any]] = {
     "int last": [*ASCII[:100], 7],
     "int first": [7, *ASCII[:100]],
     "all types": ["a", 1, 2.5, None, b"a", ("a", 1), frozenset({"a"}), True, _Shade.DARK],

@@ -10,9 +10,11 @@ frame sizes, flush and poll."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -238,27 +240,53 @@ async def test_huge_events_go_one_at_a_time() -> None:
     assert out == TOTAL
 
 
-async def test_the_process_channel_reports_each_batchs_share_of_its_frame() -> None:
+@contextlib.contextmanager
+def channel_pair(*, held: bool = False) -> Iterator[tuple[Channel, Channel]]:
+    """A sending and a receiving channel over a socketpair, closed at the end."""
     a, b = socket.socketpair()
     sender, receiver = Channel(a, "a"), Channel(b, "b")
-    words = [f"word{i}" for i in range(300)]
-    numbers = list(range(100))
+    sender.held = held
+    try:
+        yield sender, receiver
+    finally:
+        sender.close()
+        receiver.close()
+
+
+async def received(
+    sender: Channel,
+    receiver: Channel,
+    send: Callable[[], None],
+    enough: Callable[[list[Any]], bool],
+) -> list[Any]:
+    """Run both channels' loops, call ``send()``, and return what the receiver got
+    once ``enough`` of it."""
     got: list[Any] = []
 
     def handle(message: Any) -> None:
         got.append(message)
-        if len(got) == 3:
+        if enough(got):
             tg.cancel_scope.cancel()
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             tg.start_soon(sender.write_loop)
             tg.start_soon(receiver.read_loop, handle)
-            sender.send(("events", 1, words))
-            sender.send(("ask", 2, 10))
-            sender.send(("events", 3, numbers))
-    sender.close()
-    receiver.close()
+            send()
+    return got
+
+
+async def test_the_process_channel_reports_each_batchs_share_of_its_frame() -> None:
+    words = [f"word{i}" for i in range(300)]
+    numbers = list(range(100))
+
+    def send() -> None:
+        sender.send(("events", 1, words))
+        sender.send(("ask", 2, 10))
+        sender.send(("events", 3, numbers))
+
+    with channel_pair() as (sender, receiver):
+        got = await received(sender, receiver, send, lambda got: len(got) == 3)
     (k1, e1, w, s1), ask, (k3, e3, n, s3) = got
     assert (k1, e1, w, k3, e3, n) == ("events", 1, words, "events", 3, numbers)
     assert ask == ("ask", 2, 10)
@@ -319,11 +347,8 @@ def test_messages_for_a_later_layer_are_handled_first() -> None:
 
 
 def test_a_held_channel_is_flushed_and_polled_without_the_event_loop() -> None:
-    a, b = socket.socketpair()
-    sender, receiver = Channel(a, "a"), Channel(b, "b")
-    sender.held = True
     got: list[Any] = []
-    try:
+    with channel_pair(held=True) as (sender, receiver):
         sender.send(("ask", 1, 10))
         sender.send(("events", 2, [f"w{i}" for i in range(100)]))
         receiver.poll(got.append)
@@ -336,32 +361,18 @@ def test_a_held_channel_is_flushed_and_polled_without_the_event_loop() -> None:
         sender.flush()
         receiver.poll(got.append)
         assert got[-1] == ("done", 2)
-    finally:
-        sender.close()
-        receiver.close()
 
 
 async def test_what_a_flush_cannot_write_at_once_the_writer_task_finishes() -> None:
-    a, b = socket.socketpair()
-    sender, receiver = Channel(a, "a"), Channel(b, "b")
-    sender.held = True
     big = [bytes(1000)] * 20_000  # about 20 MB: far more than a socket buffer holds
-    got: list[Any] = []
 
-    def handle(message: Any) -> None:
-        got.append(message)
-        if message[0] == "done":
-            tg.cancel_scope.cancel()
+    def send() -> None:
+        sender.send(("events", 1, big))
+        sender.send(("done", 1))
+        sender.flush()  # writes what fits, wakes the writer for the rest
 
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(sender.write_loop)
-            tg.start_soon(receiver.read_loop, handle)
-            sender.send(("events", 1, big))
-            sender.send(("done", 1))
-            sender.flush()  # writes what fits, wakes the writer for the rest
-    sender.close()
-    receiver.close()
+    with channel_pair(held=True) as (sender, receiver):
+        got = await received(sender, receiver, send, lambda got: got[-1][0] == "done")
     assert [m[0] for m in got] == ["events", "done"]
     assert got[0][2] == big
 
@@ -411,11 +422,8 @@ class StopOnEvents:
 
 
 def test_a_flush_after_a_full_socket_writes_the_rest_and_what_came_since() -> None:
-    a, b = socket.socketpair()
-    sender, receiver = Channel(a, "a"), Channel(b, "b")
-    sender.held = True
     got: list[Any] = []
-    try:
+    with channel_pair(held=True) as (sender, receiver):
         big = [bytes(1000)] * 5_000  # about 5 MB: more than the socket holds
         sender.send(("events", 1, big))
         sender.flush()  # writes what fits
@@ -427,9 +435,6 @@ def test_a_flush_after_a_full_socket_writes_the_rest_and_what_came_since() -> No
                 break
         assert [m[0] for m in got] == ["events", "done"]
         assert got[0][2] == big
-    finally:
-        sender.close()
-        receiver.close()
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def leaves_no_worker() -> Iterator[None]:
     assert not left, f"worker processes left behind: {left}"
 
 
-def tag(x: int) -> tuple[int, int]:
+def tag(x: Any) -> tuple[int, Any]:
     return os.getpid(), x
 
 

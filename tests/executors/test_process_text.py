@@ -19,17 +19,13 @@ from hypothesis import strategies as st
 from flowstage.executors.process import _text
 from flowstage.executors.process._text import MAX_FIRST, MIN_ITEMS, SEP, pack, pack_batch, unpack
 
-from ..services import speedups
+from ..services import speedups, use_path
 
 
 @pytest.fixture(autouse=True, params=["python", "compiled"])
 def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test on one path of pack_batch."""
-    if request.param == "python":
-        monkeypatch.setattr(_text, "_c_join", None)
-    else:
-        monkeypatch.setattr(_text, "_c_join", speedups().join_text)
-    return str(request.param)
+    return use_path(request.param, monkeypatch, _text, "_c_join", "join_text")
 
 
 class Word(str):
