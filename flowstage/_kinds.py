@@ -106,6 +106,17 @@ class ProducerConsumer(Stage, Generic[In, Out]):
     ) -> MaybeAwaitable[Iterable[Out] | None]:
         raise NotImplementedError(f"{type(self).__name__} must implement handle_events")
 
+    def downstream_demand(self) -> int:
+        """Events downstream consumers asked for and have not been sent yet.
+
+        Inbound events are handled only while this is positive. Inside
+        ``handle_events`` or ``handle_demand`` it tells how much output would go out
+        at once rather than wait in the buffer: a stage that holds work back can
+        emit about this many events and keep the rest for its next
+        ``handle_demand``.
+        """
+        return self._pc_counter
+
 
 class Consumer(Stage, Generic[T]):
     """A stage that receives events from producers.

@@ -14,7 +14,7 @@ import flowstage
 from flowstage import ConcurrentConsumer, Consumer, Producer, ProducerConsumer, StageGroup
 from flowstage.testing import wait_quiescent, wait_until
 
-from .stages import Counter, Forwarder
+from .stages import Counter, Forwarder, ManualForwarder
 
 pytestmark = pytest.mark.anyio
 
@@ -126,6 +126,43 @@ async def test_finite_chain_through_producer_consumer() -> None:
         sq = g.start(Square(subscribe_to=[(p, {"max_demand": 50})]))
         async with flowstage.stream([sq]) as events:
             assert [e async for e in events] == [e * e for e in range(1000)]
+
+
+async def test_a_producer_consumer_reads_the_demand_it_may_meet() -> None:
+    """``downstream_demand()`` is what consumers asked for and were not sent yet,
+    read inside ``handle_events`` before its output goes out."""
+
+    class Reader(ProducerConsumer[int, int]):
+        def __init__(self, **opts: Any) -> None:
+            super().__init__(**opts)
+            self.read: list[int] = []
+
+        def handle_events(self, events: list[int], from_: Any) -> list[int]:
+            self.read.append(self.downstream_demand())
+            return events
+
+    async with StageGroup() as g:
+        p = g.start(Counter())
+        reader = g.start(Reader(subscribe_to=[(p, {"max_demand": 4, "min_demand": 0})]))
+        sink = g.start(ManualForwarder(subscribe_to=[reader]))
+        await wait_until(lambda: sink.subscriptions)
+        stages = [p, reader, sink]
+        await wait_quiescent(stages)
+        assert reader.read == []
+        assert reader.downstream_demand() == 0
+        sink.subscriptions[0].ask(3)
+        await wait_quiescent(stages)
+        # Four events came in against a demand of 3: one waits in the buffer.
+        assert reader.read == [3]
+        assert reader.downstream_demand() == 0
+        sink.subscriptions[0].ask(6)
+        await wait_quiescent(stages)
+        # The buffered event met 1 of the 6; four more came in against 5, and the
+        # next four against the 1 left (three of them wait in the buffer).
+        assert reader.read == [3, 5, 1]
+        assert reader.downstream_demand() == 0
+        assert sink.events == list(range(9))
+        g.cancel()
 
 
 async def test_breaking_out_of_stream_stops_owned_stages() -> None:
