@@ -710,7 +710,12 @@ class Stage:
             # One queue entry per incoming message: once its first chunk is
             # handled, the rest follow (as GenStage's consumer_dispatch does).
             chunks = [(batch, 0)] if account is None else account.split(batch)
-            self._pc_queue.append((EVENTS, sub, chunks))
+            queue = self._pc_queue
+            if not queue and self._pc_counter > 0 and not self._async["handle_events"]:
+                # What _take_pc_events would do at once, without the queue.
+                self._handle_chunks(sub, chunks)
+                return
+            queue.append((EVENTS, sub, chunks))
             await self._take_pc_events()
 
     async def _consume(self, events: list[Any], sub: Subscription[Any]) -> None:
@@ -730,13 +735,13 @@ class Stage:
             code = item[0]
             if code == EVENTS:
                 sub = item[1]
-                is_async = self._async["handle_events"]
+                if not self._async["handle_events"]:
+                    self._handle_chunks(sub, item[2])
+                    continue
                 for chunk, ask in item[2]:
                     if sub not in self._producers or self._stopping:
                         break
-                    result = self.handle_events(chunk, sub)  # type: ignore[attr-defined]
-                    if is_async:
-                        result = await result
+                    result = await self.handle_events(chunk, sub)  # type: ignore[attr-defined]
                     if result:
                         self._emit(result if type(result) is list else _as_list(result))
                     if ask:
@@ -745,6 +750,19 @@ class Stage:
                 await self._on_cancel_down(item[1], item[2], item[3])
             else:  # a queued info
                 self._emit(_as_list(await self._invoke("handle_info", item[1])))
+
+    def _handle_chunks(self, sub: Subscription[Any], chunks: list[tuple[list[Any], int]]) -> None:
+        """Hand one message's chunks to a synchronous ``handle_events``, asking
+        upstream after each (a producer_consumer's inbound path)."""
+        handle = self.handle_events  # type: ignore[attr-defined]
+        for chunk, ask in chunks:
+            if sub not in self._producers or self._stopping:
+                break
+            result = handle(chunk, sub)
+            if result:
+                self._emit(result if type(result) is list else _as_list(result))
+            if ask:
+                sub._ask(ask)
 
     async def _on_cancel_down(self, sub: Subscription[Any], kind: str, reason: object) -> None:
         if sub not in self._producers:
