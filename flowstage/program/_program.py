@@ -168,6 +168,14 @@ class StageProgram:
             and not self._batch_fns
             and (bool(layer.ops.mappers) or base.red is not None)
         )
+        #: A batch may also be handed over in consecutive pieces, with the same
+        #: outputs (concatenated) and state as handing it over at once: the program
+        #: only maps, filters or expands events one by one (mappers and no reducer,
+        #: the global window, no periodic trigger). An executor may then hold input
+        #: back and run it as downstream demand needs its output.
+        self.streams_input: bool = (
+            self.iterates_input and base.red is None and not self._periodically
+        )
 
     def _by_all(self, by: Callable[[Any], Any], join: bool) -> Callable[[list[Any]], Any]:
         def unwrap(t: Any) -> Any:

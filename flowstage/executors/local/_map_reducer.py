@@ -15,6 +15,19 @@ be emitted yet waits in ``_pending`` and is drained by ``handle_demand``, which 
 engine calls when new demand finds the buffer empty. A non-empty buffer means
 downstream demand is exhausted, so the drain never stalls.
 
+Input held back: a program that only maps, filters or expands events
+(:attr:`~flowstage.program.StageProgram.streams_input`) is run on its input only
+as far as downstream demand needs: each batch is held in ``_held`` and run in
+pieces sized by the outstanding demand and the ratio of events out to events in
+so far. A ``flat_map`` that turns a line into a dozen words then makes about as
+many words as were asked for, instead of a batch's worth that wait in the buffer
+(which costs memory and, in a word count, about 5 % of the run in cache misses and
+garbage-collector passes over the waiting lists). The outputs and their order are
+those of running every batch at once. Held input is bounded by the messages the
+engine hands over, which it does only against downstream demand; any other
+callback (a trigger, a timer tick, an upstream ending) first runs everything held,
+so it sees the stage as if nothing had been held.
+
 Lifecycle (as Flow.MapReducer's): the program starts at the stage's first callback;
 each upstream subscription that ends normally calls ``handle_producer_done``;
 when the last one has ended, ``handle_done`` fires the final triggers, the output
@@ -36,6 +49,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
@@ -59,6 +73,9 @@ logger = logging.getLogger("flowstage")
 
 #: The output buffer of every MapReducer, and the largest emission it makes at once.
 BUFFER_SIZE: Final = DEFAULT_BUFFER_SIZE
+
+#: Events run by a ``streams_input`` stage over which its out/in ratio is kept.
+_RATIO_SPAN: Final = 1 << 16
 
 #: A request to the driver: ``(callable, *args)``.
 _Gen = Generator[tuple[Any, ...], Any, Any]
@@ -131,6 +148,12 @@ class MapReducer(ProducerConsumer[Any, Any]):
         self._finishing = False
         self._finished = False
         self._armed: float | None = None
+        #: Input not yet run (``streams_input`` programs): ``[events, start, from_]``.
+        self._held: deque[list[Any]] = deque()
+        #: Events run and events they gave, since the stage started (halved now and
+        #: then, so that the ratio follows the input): sizes the next piece.
+        self._ran_in = 0
+        self._ran_out = 0
         p = program
         if p.is_async:
             self._p_start: Callable[..., Any] = p.astart
@@ -148,6 +171,10 @@ class MapReducer(ProducerConsumer[Any, Any]):
             ):
                 setattr(self, name, callback)
         else:
+            if p.streams_input:
+                # Instance attributes: the engine calls these instead.
+                self.handle_events = self._hold_events  # type: ignore[method-assign]
+                self.handle_demand = self._run_held  # type: ignore[method-assign]
             self._p_start = p.start
             self._p_events = p.handle_events
             self._p_time = p.handle_time
@@ -198,6 +225,64 @@ class MapReducer(ProducerConsumer[Any, Any]):
         if not pending and self._finishing and not self._finished:
             self._finished = True
             self.finish()
+
+    # -- input held back (``streams_input`` programs) ------------------------------------
+
+    def _run_held(self, demand: int = 0) -> list[Any] | None:
+        """Meet the outstanding downstream demand from held input (also the
+        ``handle_demand`` of such stages; output still pending goes first)."""
+        if self._pending:
+            self._flush()
+            if self._pending:
+                return None
+        if not self._held or self.estimate_buffered_count():
+            return None
+        return self._output(self._run_pieces(self.downstream_demand()))
+
+    def _hold_events(self, events: list[Any], from_: Any) -> list[Any] | None:
+        """``handle_events`` of such stages: hold ``events``, run what demand needs."""
+        self._held.append([events, 0, from_])
+        return self._run_held()
+
+    def _drain_held(self) -> list[Any]:
+        """Run everything held (before any callback other than events)."""
+        return self._run_pieces(sys.maxsize) if self._held else []
+
+    def _run_pieces(self, want: int) -> list[Any]:
+        """Run held input, oldest first, until its output reaches ``want`` events
+        or nothing is held; each piece is sized by the ratio of events out to events
+        in so far (one event out per event in, until some came out)."""
+        held = self._held
+        run = self._p_events
+        out: list[Any] = []
+        try:
+            while held and len(out) < want:
+                entry = held[0]
+                events, start, from_ = entry
+                need = want - len(out)
+                ran_out = self._ran_out
+                # Inputs expected to give ``need`` events: one each until some came out.
+                end = start + (-(-need * self._ran_in // ran_out) if ran_out else need)
+                if end >= len(events):
+                    held.popleft()
+                    piece = events[start:] if start else events
+                else:
+                    entry[1] = end
+                    piece = events[start:end]
+                got = run(piece, from_)
+                self._ran_in += len(piece)
+                self._ran_out += len(got)
+                if self._ran_in > _RATIO_SPAN:
+                    self._ran_in >>= 1
+                    self._ran_out = (self._ran_out + 1) >> 1
+                if not out:
+                    out = got
+                elif got:
+                    out.extend(got)
+        except Exception as exc:
+            self._note(exc)
+            raise
+        return out
 
     def _arm(self, deadline: float) -> None:
         if deadline != self._armed:
@@ -296,6 +381,10 @@ class MapReducer(ProducerConsumer[Any, Any]):
             out = yield from self._g_timers(out)
         return self._output(out)
 
+    def _g_after_events(self, out: list[Any]) -> _Gen:
+        out = yield from self._g_timers(out)
+        return self._output(out)
+
     def _g_info(self, message: Any) -> _Gen:
         if message is TICK:
             out = yield from self._g_timers([])
@@ -304,8 +393,9 @@ class MapReducer(ProducerConsumer[Any, Any]):
             if not is_trigger:
                 logger.warning("flow stage %s ignored the message %r", self.name, message)
                 return None
+            held = yield (self._drain_held,)
             out = yield (self._p_trigger, name)
-            out = yield from self._g_timers(out)
+            out = yield from self._g_timers(held + out if held else out)
         return self._output(out)
 
     def _g_cancel(self, reason: tuple[str, object], from_: Any) -> _Gen:
@@ -315,7 +405,10 @@ class MapReducer(ProducerConsumer[Any, Any]):
         self._live_up -= 1
         if not is_normal_reason(reason[1]):
             return None  # the engine stops this stage with the same reason
+        held = yield (self._drain_held,)
         out = yield (self._p_producer_done, from_)
+        if held:
+            out = held + out
         if self._live_up <= 0 and not self._finishing:
             self._finishing = True
             out = out + (yield (self._p_done,))
@@ -334,12 +427,22 @@ class MapReducer(ProducerConsumer[Any, Any]):
         return result
 
     def handle_events(self, events: list[Any], from_: Any) -> list[Any] | None:
-        result: list[Any] | None = self._drive(self._g_events(events, from_))
-        return result
+        # The hottest callback: the program is called directly, and the generator
+        # driver only runs when a timer is due.
+        try:
+            out = self._p_events(events, from_)
+        except Exception as exc:
+            self._note(exc)
+            raise
+        if self._program.next_deadline() is not None:
+            result: list[Any] | None = self._drive(self._g_after_events(out))
+            return result
+        return self._output(out)
 
-    def handle_demand(self, demand: int) -> None:
+    def handle_demand(self, demand: int) -> list[Any] | None:
         if self._pending:
             self._flush()
+        return None
 
     def handle_info(self, message: Any) -> list[Any] | None:
         result: list[Any] | None = self._drive(self._g_info(message))
