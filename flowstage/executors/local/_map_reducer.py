@@ -21,8 +21,8 @@ as far as downstream demand needs: each batch is held in ``_held`` and run in
 pieces sized by the outstanding demand and the ratio of events out to events in
 so far. A ``flat_map`` that turns a line into a dozen words then makes about as
 many words as were asked for, instead of a batch's worth that wait in the buffer
-(which costs memory and, in a word count, about 5 % of the run in cache misses and
-garbage-collector passes over the waiting lists). The outputs and their order are
+(which costs memory and, in a word count, cache misses and garbage-collector
+passes over the waiting lists). The outputs and their order are
 those of running every batch at once. Held input is bounded by the messages the
 engine hands over, which it does only against downstream demand; any other
 callback (a trigger, a timer tick, an upstream ending) first runs everything held,
