@@ -378,7 +378,7 @@ class MapReducer(ProducerConsumer[Any, Any]):
     def _g_events(self, events: list[Any], from_: Any) -> _Gen:
         out = yield (self._p_events, events, from_)
         if self._program.next_deadline() is not None:
-            out = yield from self._g_timers(out)
+            return (yield from self._g_after_events(out))
         return self._output(out)
 
     def _g_after_events(self, out: list[Any]) -> _Gen:
