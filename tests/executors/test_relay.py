@@ -168,3 +168,30 @@ def test_resized_never_asks_beyond_the_window_and_keeps_order(
             assert sent + granted - len(taken) <= relay.window
         assert sent + granted - len(taken) <= largest
     assert taken == list(range(len(taken)))
+
+
+def test_the_pieces_one_ask_takes_from_several_batches_go_as_one_list() -> None:
+    relay = Relay(100)
+    relay.start()
+    first, second, third = [1, 2, 3], [4, 5], [6, 7, 8]
+    for batch in (first, second, third):
+        relay.on_events(batch)
+    out, _ = relay.on_ask(7)
+    assert out == [[1, 2, 3, 4, 5, 6, 7]]  # one piece: one message, one call
+    assert (first, second, third) == ([1, 2, 3], [4, 5], [6, 7, 8])  # left alone
+    out, _ = relay.on_ask(10)
+    assert out == [[8]]
+
+
+def test_ranges_and_list_subclasses_are_handed_out_as_they_are() -> None:
+    relay = Relay(100)
+    relay.start()
+    relay.on_events([1])
+    relay.on_events(range(2, 4))
+    relay.on_events([4])
+    relay.on_events([5])
+    relay.on_events(CountingList([6]))
+    relay.on_done()
+    out, _ = relay.on_ask(10)
+    assert out == [[1], range(2, 4), [4, 5], [6], None]
+    assert type(out[3]) is CountingList

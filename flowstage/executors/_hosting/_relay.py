@@ -15,11 +15,16 @@ an edge holds at most ``window`` events (plus the consumer's own ``max_demand``)
 The host may :meth:`~Relay.resize` the window as it learns what an event costs (a
 relay holding many expensive events leaves one process busy at the end while the
 others are done). The relay is pure: it returns the messages to send.
+
+What it hands the consumer at once goes as one batch where it can: the pieces of
+several received batches that one ask takes are joined into one list (a message,
+and a call into the consumer, per ask rather than per batch received).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from itertools import chain
 from typing import Any
 
 __all__ = ["Relay"]
@@ -114,6 +119,8 @@ class Relay:
             self._want -= len(piece)
             self._buffered -= len(piece)
             out.append(piece)
+        if len(out) > 1:
+            out = _joined(out)
         if self._done:
             if not buffer and not self._delivered_done:
                 self._delivered_done = True
@@ -125,3 +132,22 @@ class Relay:
             self._asked += room
             return out, room
         return out, 0
+
+
+def _joined(pieces: list[list[Any] | None]) -> list[list[Any] | None]:
+    """``pieces`` with each run of consecutive plain lists joined into one list (a
+    new list: a piece may be a batch its sender still holds). Anything else (a
+    ``range`` slice, a list subclass, ``None`` for "done") stays as it is."""
+    out: list[list[Any] | None] = []
+    run: list[list[Any]] = []
+    for piece in pieces:
+        if type(piece) is list:
+            run.append(piece)
+            continue
+        if run:
+            out.append(run[0] if len(run) == 1 else list(chain.from_iterable(run)))
+            run = []
+        out.append(piece)
+    if run:
+        out.append(run[0] if len(run) == 1 else list(chain.from_iterable(run)))
+    return out

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from ._merge import merge_batches
 from ._text import SEP, pack
 
 if TYPE_CHECKING:
@@ -90,15 +91,20 @@ class Channel:
         "_wake",
         "closed",
         "held",
+        "merge",
         "name",
         "sock",
     )
 
-    def __init__(self, sock: socket.socket, name: str) -> None:
+    def __init__(self, sock: socket.socket, name: str, *, merge: bool = False) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.name = name
         self.closed = False
+        #: Join the batches of an edge queued for one write (see :mod:`._merge`).
+        #: Off where messages are counted one by one (quiescence under a virtual
+        #: clock): a joined batch arrives as one message.
+        self.merge = merge
         #: While true, :meth:`send` does not wake the writer task: the owner calls
         #: :meth:`flush` itself (a busy worker writes between messages without a
         #: turn of the event loop).
@@ -137,13 +143,16 @@ class Channel:
                 if not self._out:
                     return
                 out, self._out = self._out, []
-                self._pending = memoryview(encode(pack(out)))
+                self._pending = memoryview(self._encode(out))
             try:
                 sent = sock.send(self._pending)
             except OSError:  # full (or broken: the writer task raises it)
                 self._wake_writer()
                 return
             self._pending = self._pending[sent:]
+
+    def _encode(self, out: list[Any]) -> bytes:
+        return encode(pack(merge_batches(out) if self.merge else out))
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -166,7 +175,7 @@ class Channel:
                     await wake.wait()
                     continue
                 out, self._out = self._out, []
-                self._pending = memoryview(encode(pack(out)))
+                self._pending = memoryview(self._encode(out))
             while self._pending:
                 try:
                     sent = sock.send(self._pending)

@@ -141,7 +141,9 @@ class WorkerPool:
             socks = result[0]
         else:
             socks = await anyio.to_thread.run_sync(self._start_blocking, setups)
-        self.channels = [Channel(s, f"parent -> worker {i}") for i, s in enumerate(socks)]
+        self.channels = [
+            Channel(s, f"parent -> worker {i}", merge=not self.track) for i, s in enumerate(socks)
+        ]
 
     def _start_blocking(self, setups: list[dict[str, Any]]) -> list[socket.socket]:
         ctx = _context(self.method, setups[0].get("backend") if setups else None)

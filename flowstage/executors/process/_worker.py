@@ -91,11 +91,14 @@ def worker_main(index: int, sock: socket.socket) -> None:
     sock.setblocking(True)
     (setup,) = read_frame_blocking(sock)
     peers: dict[int, Channel] = {}
+    merge = not setup["track"]  # counted messages must arrive one by one
     for _ in range(setup["peers"]):
         data, fds, _flags, _addr = socket.recv_fds(sock, 64, 1)
         peer = int(data.decode("ascii"))
-        peers[peer] = Channel(socket.socket(fileno=fds[0]), f"worker {index} -> worker {peer}")
-    parent = Channel(sock, f"worker {index} -> parent")
+        peers[peer] = Channel(
+            socket.socket(fileno=fds[0]), f"worker {index} -> worker {peer}", merge=merge
+        )
+    parent = Channel(sock, f"worker {index} -> parent", merge=merge)
     worker = PartitionHost(setup, parent, peers)
     backend: str = setup["backend"]
     options: dict[str, Any] = {}
