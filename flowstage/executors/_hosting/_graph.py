@@ -25,7 +25,7 @@ from ..._stats import StageStatistics
 from ...dispatchers import DemandDispatcher
 from ..local._graph import Graph
 from ..local._sources import FlowRangeProducer
-from ._host import RELAY_START, RELAY_WINDOW
+from ._host import RELAY_BYTES, RELAY_START, RELAY_WINDOW
 from ._proxies import InputProxy, OutputProxy
 
 if TYPE_CHECKING:
@@ -228,8 +228,18 @@ class HostedGraph(Graph):
         proxy = self._proxy_of_node.get(node)
         if proxy is None:
             edge = self._edge(self._end(node), _PARENT, {})
-            worker = self.nodes[node][2]
-            proxy = OutputProxy(edge, self._sender(worker), self._scheduler, f"flow-output{edge}")
+            layer_index, _, worker = self.nodes[node]
+            # Ask ahead of the consumers, as a host's relay does on an edge from the
+            # parent (bounded in events, and in bytes where the transport tells).
+            window = self.parent_window * self.plan.layers[layer_index].max_demand
+            proxy = OutputProxy(
+                edge,
+                self._sender(worker),
+                self._scheduler,
+                f"flow-output{edge}",
+                window=window,
+                max_bytes=RELAY_BYTES,
+            )
             self._proxy_of_node[node] = proxy
             self.output_proxies[edge] = proxy
             self.tracked.append(proxy)
@@ -346,7 +356,9 @@ class HostedGraph(Graph):
     def _handle(self, worker: int, message: Any) -> None:
         kind = message[0]
         if kind == "events":
-            self.output_proxies[message[1]].receive(message[2])
+            # With the bytes the batch took, where the transport tells.
+            size = message[3] if len(message) > 3 else None
+            self.output_proxies[message[1]].receive(message[2], size)
         elif kind == "ask":
             self.input_proxies[message[1]].ask(message[2])
         elif kind == "done":

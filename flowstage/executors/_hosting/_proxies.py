@@ -9,8 +9,10 @@ by a worker, a proxy stage takes the partition's place:
   one partition. It asks only what the partition asks for (manual demand, relayed
   from the worker), and forwards every batch it receives, then ``"done"``.
 * :class:`OutputProxy` -- a producer standing for one partition towards parent-side
-  consumers: the demand its consumers send becomes an ask to the partition, and
-  what the partition sends is emitted, then the proxy finishes.
+  consumers: a :class:`~._relay.Relay` in the parent's process, it keeps up to a
+  window of events asked of the partition ahead of its consumers' demand (a round
+  trip to the worker per ask would leave the consumers waiting), emits what its
+  consumers ask for from what it holds, then finishes after the partition did.
 
 So GenStage demand runs end to end through the proxies: a slow consumer in a worker
 slows the parent's sources, and a slow consumer in the parent slows the workers.
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from ... import lowlevel
 from ..._errors import is_normal_reason
 from ..._kinds import Consumer, Producer
+from ._relay import Relay
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -106,21 +109,48 @@ class InputProxy(Consumer[Any]):
 
 class OutputProxy(Producer[Any]):
     """Stands for one partition in a worker towards consumers of the parent (see
-    the module docstring)."""
+    the module docstring).
+
+    It asks the partition for ``window`` events when its consumers first ask, and
+    asks again as they take events, so at most ``window`` events are asked of the
+    partition and not yet taken by consumers (held here or in flight); where
+    :meth:`receive` is told the bytes a batch took, the window also keeps to about
+    ``max_bytes`` (at least one event). Consumers never get more than they asked
+    for."""
 
     def __init__(
-        self, edge: int, send: Callable[[Any], None], counter: SubscriptionCounter, name: str
+        self,
+        edge: int,
+        send: Callable[[Any], None],
+        counter: SubscriptionCounter,
+        name: str,
+        window: int = 1,
+        max_bytes: int | None = None,
     ) -> None:
         super().__init__(name=name)
         self.edge = edge
         self._send = send
         self._counter = counter
+        self._relay = Relay(window)
+        self._widest = window
+        self._max_bytes = max_bytes
+        self._relay_started = False
         self._ready: list[list[Any]] = []
         self._woken = False
         self._ended = False
 
-    def receive(self, batch: list[Any]) -> None:
-        """The partition sent ``batch`` (never more than was asked for)."""
+    @property
+    def held(self) -> int:
+        """Events received from the partition and not yet emitted."""
+        return self._relay.buffered
+
+    def receive(self, batch: list[Any], size: float | None = None) -> None:
+        """The partition sent ``batch`` (never more than was asked for), which took
+        ``size`` bytes on the way (``None``: not known)."""
+        if size is not None and batch and self._max_bytes is not None:
+            per_event = size / len(batch)
+            fit = int(self._max_bytes / per_event) if per_event > 0 else self._widest
+            self._relay.resize(max(min(self._widest, fit), 1))
         self._ready.append(batch)
         self._wake()
 
@@ -141,16 +171,43 @@ class OutputProxy(Producer[Any]):
             self._counter.subscribed()
         return "automatic"
 
-    def handle_demand(self, demand: int) -> None:
-        self._send(("ask", self.edge, demand))
+    def handle_demand(self, demand: int) -> list[Any] | None:
+        relay = self._relay
+        if not self._relay_started:
+            self._relay_started = True
+            self._ask_partition(relay.start())
+        pieces, ask = relay.on_ask(demand)
+        self._ask_partition(ask)
+        return self._hand_out(pieces)
 
     def handle_info(self, message: Any) -> list[Any] | None:
         if message is not _WAKE:
             return super().handle_info(message)  # type: ignore[return-value]
         self._woken = False
         ready, self._ready = self._ready, []
+        relay = self._relay
+        pieces: list[list[Any] | None] = []
+        for batch in ready:
+            out, ask = relay.on_events(batch)
+            pieces += out
+            self._ask_partition(ask)
         if self._ended:
+            out, _ = relay.on_done()
+            pieces += out
+        return self._hand_out(pieces)
+
+    def _ask_partition(self, n: int) -> None:
+        if n > 0:
+            self._send(("ask", self.edge, n))
+
+    def _hand_out(self, pieces: list[list[Any] | None]) -> list[Any] | None:
+        if not pieces:
+            return None
+        if pieces[-1] is None:  # the partition finished and everything was handed out
+            pieces.pop()
             self.finish()  # after what is emitted below has been dispatched
-        if len(ready) == 1:
-            return ready[0]
-        return [e for batch in ready for e in batch]
+        if not pieces:
+            return None
+        if len(pieces) == 1:
+            return pieces[0]
+        return [e for piece in pieces if piece is not None for e in piece]
