@@ -76,6 +76,14 @@ crc_update(uint32_t c, const unsigned char *p, size_t len)
         p += 8;
         len -= 8;
     }
+    if (len >= 4) { /* slice-by-4 with the same tables: short keys are the common case */
+        uint32_t a = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                          (uint32_t)p[3] << 24);
+        c = crc_table[3][a & 0xffu] ^ crc_table[2][(a >> 8) & 0xffu] ^
+            crc_table[1][(a >> 16) & 0xffu] ^ crc_table[0][a >> 24];
+        p += 4;
+        len -= 4;
+    }
     while (len--) {
         c = crc_table[0][(c ^ *p++) & 0xffu] ^ (c >> 8);
     }
@@ -234,20 +242,20 @@ py_buckets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
 
-    /* Allocate every list first: from here on nothing can run Python code (no
-     * allocation of GC-tracked objects, no calls into user types), so the input
-     * lists cannot change under the loop. The size is still read every turn. */
-    PyObject *result = PyList_New(n);
-    if (result == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *lst = PyList_New(0);
-        if (lst == NULL) {
-            Py_DECREF(result);
-            return NULL;
-        }
-        PyList_SET_ITEM(result, i, lst);
+    /* Pass 1 takes a snapshot: a new reference to every event and its partition,
+     * with no Python code run (no allocation of GC-tracked objects, no calls into
+     * user types), so the lists cannot change under it. Pass 2 allocates each
+     * partition's list at its final size and moves the references in: a finalizer
+     * run by those allocations may change the input lists, not the snapshot. */
+    const Py_ssize_t size = PyList_GET_SIZE(events);
+    PyObject **items = PyMem_Malloc((size_t)(size > 0 ? size : 1) * sizeof(PyObject *));
+    uint32_t *parts = PyMem_Malloc((size_t)(size > 0 ? size : 1) * sizeof(uint32_t));
+    Py_ssize_t *counts = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
+    if (items == NULL || parts == NULL || counts == NULL) {
+        PyMem_Free(items);
+        PyMem_Free(parts);
+        PyMem_Free(counts);
+        return PyErr_NoMemory();
     }
 
     /* crc32 values are < 2**32: a modulus at or above that never reduces them. */
@@ -256,8 +264,9 @@ py_buckets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     const uint32_t mask = pow2 && n64 <= 0xFFFFFFFFu ? (uint32_t)(n64 - 1) : 0xFFFFFFFFu;
     const uint32_t n32 = n64 > 0xFFFFFFFFu ? 0 : (uint32_t)n64;
 
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && i < PyList_GET_SIZE(keys); i++) {
-        PyObject *key = PyList_GET_ITEM(keys, i);
+    Py_ssize_t taken = 0;
+    for (; taken < size; taken++) {
+        PyObject *key = PyList_GET_ITEM(keys, taken);
         if (!PyUnicode_Check(key)) {
             goto fallback;
         }
@@ -267,15 +276,51 @@ py_buckets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         uint32_t h = str_crc32(key);
         uint32_t p = (pow2 || n32 == 0) ? (h & mask) : h % n32;
-        if (PyList_Append(PyList_GET_ITEM(result, p), PyList_GET_ITEM(events, i)) < 0) {
-            Py_DECREF(result);
-            return NULL;
-        }
+        parts[taken] = p;
+        counts[p]++;
+        PyObject *item = PyList_GET_ITEM(events, taken);
+        Py_INCREF(item);
+        items[taken] = item;
     }
+
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *lst = PyList_New(counts[i]);
+        if (lst == NULL) {
+            Py_DECREF(result);
+            goto error;
+        }
+        PyList_SET_ITEM(result, i, lst);
+        counts[i] = 0; /* from here on: how many each list holds so far */
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        uint32_t p = parts[i];
+        PyList_SET_ITEM(PyList_GET_ITEM(result, p), counts[p]++, items[i]); /* steals */
+    }
+    PyMem_Free(items);
+    PyMem_Free(parts);
+    PyMem_Free(counts);
     return result;
 
+error:
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_DECREF(items[i]);
+    }
+    PyMem_Free(items);
+    PyMem_Free(parts);
+    PyMem_Free(counts);
+    return NULL;
+
 fallback:
-    Py_DECREF(result);
+    for (Py_ssize_t i = 0; i < taken; i++) {
+        Py_DECREF(items[i]);
+    }
+    PyMem_Free(items);
+    PyMem_Free(parts);
+    PyMem_Free(counts);
     Py_RETURN_NONE;
 }
 

@@ -186,7 +186,7 @@ def test_str_crc32_is_zlib_crc32_of_surrogatepass_utf8() -> None:
     ranges = [(0, 0x7F), (0, 0xFF), (0x80, 0x7FF), (0, 0xFFFF), (0xD800, 0xDFFF), (0, 0x10FFFF)]
     for _ in range(3000):
         low, high = rng.choice(ranges)
-        length = rng.choice([0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 85, 86, 300, 2000])
+        length = rng.choice([0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 63, 64, 65, 85, 86, 300, 2000])
         s = "".join(chr(rng.randint(low, high)) for _ in range(length))
         assert mod.str_crc32(s) == zlib.crc32(s.encode("utf-8", "surrogatepass")), repr(s)
     # A str subclass hashes the value it holds, whatever its __str__ says.
@@ -194,6 +194,23 @@ def test_str_crc32_is_zlib_crc32_of_surrogatepass_utf8() -> None:
     assert mod.str_crc32(_Weird("x")) == zlib.crc32(b"x")
     with pytest.raises(TypeError):
         mod.str_crc32(b"x")
+
+
+def test_buckets_holds_one_reference_per_event_and_leaks_none() -> None:
+    """Each event is referenced once by its partition's list, also when a key that
+    is not a str sends the batch to the general path half-way."""
+    mod = _compiled()
+    events = [f"event-{i}" for i in range(50)]
+    before = [sys.getrefcount(e) for e in events]
+    lists = mod.buckets(events, None, 7)
+    assert [sys.getrefcount(e) for e in events] == [b + 1 for b in before]
+    assert sorted(e for lst in lists for e in lst) == sorted(events)
+    del lists
+    assert [sys.getrefcount(e) for e in events] == before
+    keys = [*events[:25], 25, *events[26:]]
+    before = [sys.getrefcount(e) for e in events]
+    assert mod.buckets(events, keys, 7) is None
+    assert [sys.getrefcount(e) for e in events] == before
 
 
 def test_buckets_returns_none_for_what_it_does_not_handle() -> None:
