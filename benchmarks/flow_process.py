@@ -17,7 +17,9 @@ Cases (each checks its result against the local executor's):
   workers (the fork server preloads flowstage after the first run).
 
 Each case runs once per round, the order rotating between rounds; the table shows
-the median. A process-executor run includes starting and stopping its workers.
+the median time, and the median of the rounds' own ratios to the local executor
+(each ratio compares two runs of the same round, so a slow spell of a shared machine
+weighs on both). A process-executor run includes starting and stopping its workers.
 
     python benchmarks/flow_process.py [--repeat K] [--megabytes M] [--quick]
 """
@@ -171,14 +173,17 @@ def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
         seconds = med[name]
         if name.startswith("word count"):
             rate = f"{words / seconds / 1e6:.2f} M words/s"
-            base = med[ROWS[2]]
+            base = ROWS[2]
         elif name.startswith("map"):
             rate = f"{n_ints / seconds / 1e6:.2f} M events/s"
-            base = med[ROWS[6]]
+            base = ROWS[6]
         else:
             rate = f"{n_heavy / seconds / 1e3:.1f} k events/s"
-            base = med[ROWS[8]]
-        rows.append((name, seconds, rate, f"{base / seconds:.2f}x"))
+            base = ROWS[8]
+        # The median of the rounds' own ratios: both cases ran in the same round,
+        # so a slow spell of the machine weighs on both.
+        ratio = statistics.median(b / t for b, t in zip(times[base], times[name], strict=True))
+        rows.append((name, seconds, rate, f"{ratio:.2f}x"))
     rows.append((ROWS[10], statistics.median(startups), "", f"min {min(startups):.3f} s"))
     return rows
 
