@@ -16,10 +16,14 @@
  * str_crc32(s) -> int
  *     zlib.crc32(s.encode("utf-8", "surrogatepass")) for a str (tests use it).
  *
- * join_text(batch, sep) -> str | None
- *     sep.join(batch) when batch is exactly a list whose items are all exactly
- *     str and none contains sep (so splitting the result on sep gives back an equal
- *     list, item for item and type for type); otherwise None.
+ * join_sized(batch) -> (str, bytes) | None
+ *     ("".join(batch), lengths) when batch is exactly a list whose items are all
+ *     exactly str, lengths holding each item's length as a native uint32;
+ *     otherwise None.
+ *
+ * split_sized(text, lengths) -> list[str]
+ *     text cut into consecutive pieces of those lengths: an equal list, item for
+ *     item and type for type, of the batch join_sized joined.
  *
  * The UTF-8 encoding ("surrogatepass": a lone surrogate is encoded as its 3-byte
  * form, like any other code point of the BMP) and CRC-32 (the zlib/IEEE 802.3
@@ -324,54 +328,117 @@ fallback:
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(join_text_doc,
-"join_text(batch, sep, /)\n--\n\n"
-"sep.join(batch) when batch is exactly a list of exact str, none containing sep\n"
-"(a one-character str); otherwise None.");
+/* ---- text batches as one string and the lengths of its items ---- */
+
+PyDoc_STRVAR(join_sized_doc,
+"join_sized(batch, /)\n--\n\n"
+"(''.join(batch), lengths) when batch is exactly a list of exact str, where\n"
+"lengths holds len(item) of every item as a native uint32; otherwise None.");
 
 static PyObject *
-py_join_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+py_join_sized(PyObject *module, PyObject *batch)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "join_text() takes 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    PyObject *batch = args[0];
-    PyObject *sep = args[1];
-    if (!PyUnicode_CheckExact(sep) || PyUnicode_GET_LENGTH(sep) != 1) {
-        PyErr_SetString(PyExc_TypeError, "join_text() expects a one-character str separator");
-        return NULL;
-    }
+    (void)module;
     if (!PyList_CheckExact(batch)) {
         Py_RETURN_NONE;
     }
-    /* Checking types runs no Python code, so the list cannot change meanwhile. */
     Py_ssize_t n = PyList_GET_SIZE(batch);
+    PyObject *lengths = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(uint32_t));
+    if (lengths == NULL) {
+        return NULL;
+    }
+    /* No Python code runs in this loop (bytes are not GC-tracked): the list cannot
+     * change under it. */
+    uint32_t *out = (uint32_t *)PyBytes_AS_STRING(lengths);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyUnicode_CheckExact(PyList_GET_ITEM(batch, i))) {
+        PyObject *item = PyList_GET_ITEM(batch, i);
+        if (!PyUnicode_CheckExact(item)) {
+            Py_DECREF(lengths);
             Py_RETURN_NONE;
         }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(item);
+        if (len > (Py_ssize_t)UINT32_MAX) {
+            Py_DECREF(lengths);
+            Py_RETURN_NONE;
+        }
+        out[i] = (uint32_t)len;
     }
-    PyObject *joined = PyUnicode_Join(sep, batch);
+    PyObject *empty = PyUnicode_New(0, 0);
+    if (empty == NULL) {
+        Py_DECREF(lengths);
+        return NULL;
+    }
+    PyObject *joined = PyUnicode_Join(empty, batch);
+    Py_DECREF(empty);
     if (joined == NULL) {
+        Py_DECREF(lengths);
         return NULL;
     }
-    Py_ssize_t seps = PyUnicode_Count(joined, sep, 0, PY_SSIZE_T_MAX);
-    if (seps < 0) {
-        Py_DECREF(joined);
+    PyObject *result = PyTuple_Pack(2, joined, lengths);
+    Py_DECREF(joined);
+    Py_DECREF(lengths);
+    return result;
+}
+
+PyDoc_STRVAR(split_sized_doc,
+"split_sized(text, lengths, /)\n--\n\n"
+"The items join_sized joined: text cut into consecutive pieces of the native\n"
+"uint32 lengths in lengths. ValueError when the lengths do not add up to len(text).");
+
+static PyObject *
+py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "split_sized() takes 2 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (seps != (n > 0 ? n - 1 : 0)) { /* an item holds the separator */
-        Py_DECREF(joined);
-        Py_RETURN_NONE;
+    PyObject *text = args[0];
+    PyObject *lengths = args[1];
+    if (!PyUnicode_CheckExact(text) || !PyBytes_CheckExact(lengths)) {
+        PyErr_SetString(PyExc_TypeError, "split_sized() expects a str and bytes");
+        return NULL;
     }
-    return joined;
+    Py_ssize_t nbytes = PyBytes_GET_SIZE(lengths);
+    if (nbytes % (Py_ssize_t)sizeof(uint32_t)) {
+        PyErr_SetString(PyExc_ValueError, "split_sized() got a partial length");
+        return NULL;
+    }
+    Py_ssize_t n = nbytes / (Py_ssize_t)sizeof(uint32_t);
+    const uint32_t *in = (const uint32_t *)PyBytes_AS_STRING(lengths);
+    Py_ssize_t total = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t sum = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        sum += (Py_ssize_t)in[i];
+    }
+    if (sum != total) {
+        PyErr_SetString(PyExc_ValueError, "split_sized() got lengths that do not add up");
+        return NULL;
+    }
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t end = start + (Py_ssize_t)in[i];
+        PyObject *item = PyUnicode_Substring(text, start, end);
+        if (item == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, i, item);
+        start = end;
+    }
+    return result;
 }
 
 static PyMethodDef speedups_methods[] = {
     {"buckets", (PyCFunction)(void (*)(void))py_buckets, METH_FASTCALL, buckets_doc},
     {"str_crc32", (PyCFunction)py_str_crc32, METH_O, str_crc32_doc},
-    {"join_text", (PyCFunction)(void (*)(void))py_join_text, METH_FASTCALL, join_text_doc},
+    {"join_sized", (PyCFunction)py_join_sized, METH_O, join_sized_doc},
+    {"split_sized", (PyCFunction)(void (*)(void))py_split_sized, METH_FASTCALL,
+     split_sized_doc},
     {NULL, NULL, 0, NULL},
 };
 

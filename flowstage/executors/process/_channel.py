@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ._merge import merge_batches
-from ._text import SEP, pack
+from ._text import SEP, pack, split_sized
 
 if TYPE_CHECKING:
     import socket
@@ -249,7 +249,11 @@ class Channel:
             events = 0
             for i, message in enumerate(messages):
                 kind = message[0]
-                if kind == "text":  # a batch of text events, joined
+                if kind == "sized":  # a batch of text events, joined, with lengths
+                    batch = split_sized(message[2], message[3])
+                    message = messages[i] = ("events", message[1], batch)
+                    kind = "events"
+                elif kind == "text":  # a batch of text events, joined
                     message = messages[i] = ("events", message[1], message[2].split(SEP))
                     kind = "events"
                 if kind == "events":
