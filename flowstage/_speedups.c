@@ -268,15 +268,18 @@ py_buckets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     const uint32_t mask = pow2 && n64 <= 0xFFFFFFFFu ? (uint32_t)(n64 - 1) : 0xFFFFFFFFu;
     const uint32_t n32 = n64 > 0xFFFFFFFFu ? 0 : (uint32_t)n64;
 
+    /* Exit paths share one clean-up: the references still owned (the first
+     * `taken` of the snapshot) are released; result is the list, None (a key that
+     * is not a str: the caller takes its general path) or NULL (an error). */
+    PyObject *result = NULL;
     Py_ssize_t taken = 0;
     for (; taken < size; taken++) {
         PyObject *key = PyList_GET_ITEM(keys, taken);
-        if (!PyUnicode_Check(key)) {
-            goto fallback;
-        }
-        if (ensure_ready(key) < 0) {
-            PyErr_Clear();
-            goto fallback;
+        if (!PyUnicode_Check(key) || ensure_ready(key) < 0) {
+            PyErr_Clear(); /* only ensure_ready sets one */
+            Py_INCREF(Py_None);
+            result = Py_None;
+            goto done;
         }
         uint32_t h = str_crc32(key);
         uint32_t p = (pow2 || n32 == 0) ? (h & mask) : h % n32;
@@ -287,15 +290,15 @@ py_buckets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         items[taken] = item;
     }
 
-    PyObject *result = PyList_New(n);
+    result = PyList_New(n);
     if (result == NULL) {
-        goto error;
+        goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *lst = PyList_New(counts[i]);
         if (lst == NULL) {
-            Py_DECREF(result);
-            goto error;
+            Py_CLEAR(result);
+            goto done;
         }
         PyList_SET_ITEM(result, i, lst);
         counts[i] = 0; /* from here on: how many each list holds so far */
@@ -304,28 +307,16 @@ py_buckets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         uint32_t p = parts[i];
         PyList_SET_ITEM(PyList_GET_ITEM(result, p), counts[p]++, items[i]); /* steals */
     }
-    PyMem_Free(items);
-    PyMem_Free(parts);
-    PyMem_Free(counts);
-    return result;
+    taken = 0; /* every reference moved into a list */
 
-error:
-    for (Py_ssize_t i = 0; i < size; i++) {
-        Py_DECREF(items[i]);
-    }
-    PyMem_Free(items);
-    PyMem_Free(parts);
-    PyMem_Free(counts);
-    return NULL;
-
-fallback:
+done:
     for (Py_ssize_t i = 0; i < taken; i++) {
         Py_DECREF(items[i]);
     }
     PyMem_Free(items);
     PyMem_Free(parts);
     PyMem_Free(counts);
-    Py_RETURN_NONE;
+    return result;
 }
 
 /* ---- text batches as one string and the lengths of its items ---- */

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ._merge import merge_batches
-from ._text import SEP, pack, split_sized
+from ._text import pack, unpack
 
 if TYPE_CHECKING:
     import socket
@@ -235,11 +235,11 @@ class Channel:
         """Handle every complete frame in the buffer; keep the rest."""
         buf = self._buf
         header = _HEADER.size
-        unpack = _HEADER.unpack_from
+        read_size = _HEADER.unpack_from
         start = 0
         end = len(buf)
         while end - start >= header:
-            (size,) = unpack(buf, start)
+            (size,) = read_size(buf, start)
             if end - start - header < size:
                 break
             body = start + header
@@ -248,15 +248,8 @@ class Channel:
             start = body + size
             events = 0
             for i, message in enumerate(messages):
-                kind = message[0]
-                if kind == "sized":  # a batch of text events, joined, with lengths
-                    batch = split_sized(message[2], message[3])
-                    message = messages[i] = ("events", message[1], batch)
-                    kind = "events"
-                elif kind == "text":  # a batch of text events, joined
-                    message = messages[i] = ("events", message[1], message[2].split(SEP))
-                    kind = "events"
-                if kind == "events":
+                message = messages[i] = unpack(message)  # text batches back into lists
+                if message[0] == "events":
                     events += len(message[2])
             for message in messages:
                 if message[0] == "events" and events:

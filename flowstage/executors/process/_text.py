@@ -7,7 +7,7 @@ and the length of each (``("sized", edge, text, lengths)``, lengths as native
 ``uint32``): joined in one pass, cut by the lengths on the other side, about 52 ns
 per word and 128 per line there and back, whatever the strings hold. Without them,
 short strings go joined with a separator that no item contains
-(``("text", edge, joined)``, split on the other side: about 70 ns per word there
+(``("text", edge, joined)``, split on the other side: about 85 ns per word there
 and back), and long strings (lines of text), which pickle faster than a separator
 can be searched for in them, are pickled: a batch whose first item is longer than
 :data:`MAX_FIRST` characters.
