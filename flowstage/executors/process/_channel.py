@@ -6,8 +6,11 @@ frame, so a batch and the asks that follow it cost one ``pickle.dumps`` and one
 ``send``. A batch of short strings travels as one joined string (see
 :mod:`._text`) and comes out as an equal list; each ``("events", edge, batch)``
 received is handed on with a fourth item, the bytes its events took in the frame
-(their share of it), which bounds a relay's window in bytes. Reads and writes are non-blocking
-and run in separate tasks: a reader never waits for a write, so two processes that
+(their share of it), which bounds a relay's window in bytes. A frame's header and body
+go out in one call without being copied together (``sendmsg``); a channel reads
+into one buffer it keeps rather than a new one per read (grown to hold a larger
+frame whole, and shrunk back once that is handled). Reads and writes are
+non-blocking and run in separate tasks: a reader never waits for a write, so two processes that
 send to each other at the same time cannot deadlock. What a channel queues for
 writing is bounded by the protocol above it (events are only sent against demand).
 
@@ -35,7 +38,11 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "ChannelClosed", "encode", "read_frame_blocking", "write_frame_blocking"]
 
 _HEADER: Final = struct.Struct("<I")
+#: A channel reads into a buffer of this many bytes, grown to hold a larger frame
+#: whole...
 _READ_SIZE: Final = 1 << 18
+#: ... and shrunk back once it is empty, if it grew past this many bytes.
+_KEEP_SIZE: Final = 1 << 20
 _MAX_FRAME: Final = (1 << 32) - 1
 
 
@@ -43,12 +50,19 @@ class ChannelClosed(Exception):
     """The other end of a channel went away (end of file, or a broken pipe)."""
 
 
-def encode(messages: list[Any]) -> bytes:
-    """One frame holding ``messages``."""
+def _frame(messages: list[Any]) -> tuple[bytes, bytes]:
+    """The header and the body of one frame holding ``messages`` (sent one after the
+    other, so that the body is not copied behind its header)."""
     body = pickle.dumps(messages, protocol=5)
     if len(body) > _MAX_FRAME:  # pragma: no cover - 4 GiB of events in one frame
         raise ValueError(f"a frame must be smaller than 4 GiB, got: {len(body)} bytes")
-    return _HEADER.pack(len(body)) + body
+    return _HEADER.pack(len(body)), body
+
+
+def encode(messages: list[Any]) -> bytes:
+    """One frame holding ``messages``, as bytes."""
+    header, body = _frame(messages)
+    return header + body
 
 
 def write_frame_blocking(sock: socket.socket, messages: list[Any]) -> None:
@@ -86,8 +100,11 @@ class Channel:
     __slots__ = (
         "_buf",
         "_drained",
+        "_end",
+        "_head",
         "_out",
         "_pending",
+        "_start",
         "_wake",
         "closed",
         "held",
@@ -110,10 +127,15 @@ class Channel:
         #: turn of the event loop).
         self.held = False
         self._out: list[Any] = []
-        self._pending = memoryview(b"")  # encoded, not yet fully written
+        # The frame being written: what is left of its header, then of its body.
+        self._head = b""
+        self._pending = memoryview(b"")
         self._wake: anyio.Event | None = None
         self._drained: anyio.Event | None = None
-        self._buf = bytearray()
+        # Received bytes not yet handled are ``_buf[_start:_end]``.
+        self._buf = bytearray(_READ_SIZE)
+        self._start = 0
+        self._end = 0
 
     def __repr__(self) -> str:
         return f"<Channel {self.name}>"
@@ -137,22 +159,37 @@ class Channel:
         writer task sends the rest (and reports a peer that went away)."""
         if self.closed:
             return
-        sock = self.sock
         while True:
             if not self._pending:
                 if not self._out:
                     return
-                out, self._out = self._out, []
-                self._pending = memoryview(self._encode(out))
+                self._next_frame()
             try:
-                sent = sock.send(self._pending)
+                self._write()
             except OSError:  # full (or broken: the writer task raises it)
                 self._wake_writer()
                 return
-            self._pending = self._pending[sent:]
 
-    def _encode(self, out: list[Any]) -> bytes:
-        return encode(pack(merge_batches(out) if self.merge else out))
+    def _next_frame(self) -> None:
+        """Encode everything queued as the frame to write next."""
+        out, self._out = self._out, []
+        header, body = _frame(pack(merge_batches(out) if self.merge else out))
+        self._head = header
+        self._pending = memoryview(body)
+
+    def _write(self) -> None:
+        """Write as much of the current frame as the socket takes (one call)."""
+        head = self._head
+        if head:
+            sent = self.sock.sendmsg([head, self._pending])
+            if sent < len(head):
+                self._head = head[sent:]
+                return
+            self._head = b""
+            sent -= len(head)
+        else:
+            sent = self.sock.send(self._pending)
+        self._pending = self._pending[sent:]
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -174,18 +211,16 @@ class Channel:
                     self._wake = wake = anyio.Event()
                     await wake.wait()
                     continue
-                out, self._out = self._out, []
-                self._pending = memoryview(self._encode(out))
+                self._next_frame()
             while self._pending:
                 try:
-                    sent = sock.send(self._pending)
+                    self._write()
                 except (BlockingIOError, InterruptedError):
                     await anyio.wait_writable(sock)
                     continue
                 except OSError as exc:
                     self.closed = True
                     raise ChannelClosed(f"{self.name}: {exc}") from exc
-                self._pending = self._pending[sent:]
 
     async def drain(self) -> None:
         """Return once everything queued so far has been written (the write loop
@@ -203,41 +238,68 @@ class Channel:
         sock = self.sock
         while True:
             try:
-                chunk = sock.recv(_READ_SIZE)
+                received = self._receive()
             except (BlockingIOError, InterruptedError):
                 await anyio.wait_readable(sock)
                 continue
             except OSError:
-                chunk = b""
-            if not chunk:
+                received = 0
+            if not received:
                 self.closed = True
                 return
-            self._buf += chunk
             self._parse(handle)
 
     def poll(self, handle: Callable[[Any], None]) -> None:
         """Hand ``handle`` what has already arrived, without waiting (an end of file
         or an error is left for :meth:`read_loop` to see)."""
-        sock = self.sock
         for _ in range(8):
             try:
-                chunk = sock.recv(_READ_SIZE)
+                received = self._receive()
             except OSError:
                 return
-            if not chunk:
+            if not received:
                 return
-            self._buf += chunk
+            full = self._end == len(self._buf)
             self._parse(handle)
-            if len(chunk) < _READ_SIZE:
+            if not full:
                 return
+
+    def _receive(self) -> int:
+        """Read what the socket holds into the free end of the buffer (one call):
+        the bytes read, 0 at the end of the stream."""
+        if self._end == len(self._buf):
+            self._make_room()
+        with memoryview(self._buf) as view:
+            received = self.sock.recv_into(view[self._end :])
+        self._end += received
+        return received
+
+    def _make_room(self) -> None:
+        """Room at the end of a full buffer: what is not handled yet (the start of a
+        frame) moves to its start, into a larger buffer if the frame is larger."""
+        buf = self._buf
+        start, end = self._start, self._end
+        size = len(buf)
+        if end - start >= _HEADER.size:
+            (body,) = _HEADER.unpack_from(buf, start)
+            size = max(size, _HEADER.size + body)
+        if size == end - start:  # pragma: no cover - complete frames were all handled
+            size += _READ_SIZE
+        if size > len(buf):
+            grown = bytearray(size)
+            grown[: end - start] = buf[start:end]
+            self._buf = grown
+        else:
+            buf[: end - start] = buf[start:end]
+        self._start, self._end = 0, end - start
 
     def _parse(self, handle: Callable[[Any], None]) -> None:
         """Handle every complete frame in the buffer; keep the rest."""
         buf = self._buf
         header = _HEADER.size
         read_size = _HEADER.unpack_from
-        start = 0
-        end = len(buf)
+        start = self._start
+        end = self._end
         while end - start >= header:
             (size,) = read_size(buf, start)
             if end - start - header < size:
@@ -246,6 +308,7 @@ class Channel:
             with memoryview(buf) as view:
                 messages = pickle.loads(view[body : body + size])
             start = body + size
+            self._start = start
             events = 0
             for i, message in enumerate(messages):
                 message = messages[i] = unpack(message)  # text batches back into lists
@@ -256,8 +319,10 @@ class Channel:
                     # With the share of the frame's size its events took.
                     message = (*message, size * len(message[2]) / events)
                 handle(message)
-        if start:
-            del buf[:start]
+        if start == end:
+            self._start = self._end = 0
+            if len(buf) > _KEEP_SIZE:  # a large frame grew it: give the memory back
+                self._buf = bytearray(_READ_SIZE)
 
     def close(self) -> None:
         self.closed = True

@@ -1,0 +1,126 @@
+"""The process channel's framing: a frame's header and body are written without
+being copied together, whatever the socket takes at a time, and the reader keeps
+one buffer: frames split anywhere across reads come out whole and in order, a frame
+larger than the buffer grows it, and the memory goes back once it is handled."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flowstage.executors.process import _channel
+from flowstage.executors.process._channel import Channel, encode
+
+
+class Trickle:
+    """A socket that takes at most ``step`` bytes per call (and records them)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.written = bytearray()
+        self.calls: list[str] = []
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def send(self, data: Any) -> int:
+        self.calls.append("send")
+        taken = bytes(data[: self.step])
+        self.written += taken
+        return len(taken)
+
+    def sendmsg(self, buffers: list[Any]) -> int:
+        self.calls.append("sendmsg")
+        joined = b"".join(bytes(b) for b in buffers)[: self.step]
+        self.written += joined
+        return len(joined)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("step", [1, 3, 4, 5, 1000])
+def test_a_frame_written_a_few_bytes_at_a_time_is_the_encoded_frame(step: int) -> None:
+    messages = [("events", 1, [f"w{i}" for i in range(50)]), ("ask", 2, 10)]
+    sock = Trickle(step)
+    channel = Channel(sock, "trickle")  # type: ignore[arg-type]
+    channel.held = True
+    for message in messages:
+        channel.send(message)
+    for _ in range(100_000):
+        channel.flush()
+        if not channel._pending:  # everything written
+            break
+    assert bytes(sock.written) == encode(_channel.pack(messages))
+    # The header goes with the start of the body in one call, never copied into it.
+    assert sock.calls[0] == "sendmsg"
+    assert set(sock.calls[-1:]) == ({"send"} if step < 4 + 10 else {"sendmsg"})
+
+
+def frames_of(batches: list[list[int]]) -> bytes:
+    return b"".join(encode([("events", i, batch)]) for i, batch in enumerate(batches))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=70_000), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=400_000), min_size=1, max_size=8),
+)
+def test_frames_split_anywhere_across_reads_come_out_whole_and_in_order(
+    sizes: list[int], cuts: list[int]
+) -> None:
+    # Batches up to 70,000 integers: frames up to about 350 kB, larger than the
+    # read buffer, arriving in pieces of any size.
+    batches = [list(range(n)) for n in sizes]
+    data = frames_of(batches)
+    a, b = socket.socketpair()
+    receiver = Channel(b, "b")
+    got: list[Any] = []
+    try:
+        a.setblocking(False)
+        position = 0
+        for cut in [*cuts, len(data)]:
+            piece = data[position : position + cut]
+            position += len(piece)
+            while piece:
+                try:
+                    piece = piece[a.send(piece) :]
+                except BlockingIOError:  # the socket holds less than a piece
+                    receiver.poll(got.append)
+            receiver.poll(got.append)
+        receiver.poll(got.append)
+    finally:
+        a.close()
+        receiver.close()
+    assert [(m[0], m[1], m[2]) for m in got] == [
+        ("events", i, batch) for i, batch in enumerate(batches)
+    ]
+
+
+def test_a_frame_larger_than_the_buffer_grows_it_and_the_memory_goes_back() -> None:
+    big = [bytes(100)] * 30_000  # a frame of about 3.3 MB
+    a, b = socket.socketpair()
+    sender, receiver = Channel(a, "a"), Channel(b, "b")
+    sender.held = True
+    got: list[Any] = []
+    largest = 0
+    try:
+        sender.send(("events", 1, big))
+        sender.send(("done", 1))
+        for _ in range(100_000):
+            sender.flush()
+            receiver.poll(got.append)
+            largest = max(largest, len(receiver._buf))
+            if got and got[-1] == ("done", 1):
+                break
+    finally:
+        sender.close()
+        receiver.close()
+    assert [m[0] for m in got] == ["events", "done"]
+    assert got[0][2] == big
+    assert largest >= len(encode([("events", 1, big)]))  # held whole, once
+    assert len(receiver._buf) == _channel._READ_SIZE  # and given back
