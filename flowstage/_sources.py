@@ -79,6 +79,11 @@ class IterableProducer(Producer[T]):
             raise TypeError(f"from_iterable expects an iterable, got: {iterable!r}")
         _check_on_cancel(on_cancel)
         self._iterator: Iterator[T] = iter(iterable)
+        # A list is taken in slices (a copy of references) rather than item by item
+        # through its iterator; the items and the batches are the same, and so is
+        # what a list changed during the run gives (both go by position).
+        self._list: list[T] | None = iterable if type(iterable) is list else None
+        self._position = 0
         self._exhausted = False
         self._on_cancel = on_cancel
         super().__init__(
@@ -123,7 +128,13 @@ class IterableProducer(Producer[T]):
     def handle_demand(self, demand: int) -> list[T] | None:
         if self._exhausted:
             return None
-        items = list(itertools.islice(self._iterator, demand))
+        source = self._list
+        if source is None:
+            items = list(itertools.islice(self._iterator, demand))
+        else:
+            start = self._position
+            items = source[start : start + demand]
+            self._position = start + len(items)
         if len(items) < demand:
             self._exhausted = True
             self.finish()

@@ -785,6 +785,26 @@ async def test_gs42_from_iterable_infinite_and_finite() -> None:
     assert not finite.running
 
 
+def test_a_list_source_gives_the_batches_its_iterator_would() -> None:
+    # A list is taken in slices; the batches are those of its iterator, and items
+    # added while the source runs are seen up to the batch that comes up short.
+    items = list(range(10))
+    by_list = flowstage.from_iterable(items)
+    by_iterator = flowstage.from_iterable(iter(items))
+    got = []
+    for n in (3, 0, 4):
+        batch = by_list.handle_demand(n)
+        assert batch == by_iterator.handle_demand(n)
+        got.append(batch)
+    assert got == [[0, 1, 2], [], [3, 4, 5, 6]]
+    items.append(10)
+    assert by_list.handle_demand(3) == by_iterator.handle_demand(3) == [7, 8, 9]
+    assert by_list.handle_demand(5) == by_iterator.handle_demand(5) == [10]
+    items.append(11)  # after the short batch: the source has finished
+    assert by_list.handle_demand(5) is by_iterator.handle_demand(5) is None
+    assert all(type(batch) is list for batch in got)
+
+
 async def test_gs43_stream_validates_options_at_call() -> None:
     with pytest.raises(ValueError, match=r"invalid options for .* producer \(max_demand must"):
         flowstage.stream([(Counter(), {"max_demand": 0})])
