@@ -225,6 +225,22 @@ async def test_no_worker_is_left_after_a_normal_end_break_and_cancellation() -> 
             await running.wait()
 
 
+async def test_workers_end_once_everything_arrived_before_the_consumer_takes_it() -> None:
+    # The 2,000 results fit the output window: they and every "done" arrive while
+    # the consumer holds the first one, and the workers, with nothing left to do,
+    # exit then; the consumer still gets everything, and statistics stay whole.
+    before = workers_running()
+    flow = Flow.from_iterable(range(2000), stages=2).partition(stages=2).map(double)
+    async with flow.stream(executor=ProcessExecutor(2)) as events:
+        got = [await events.__anext__()]
+        await wait_until(lambda: not workers_running() - before)
+        got += [e async for e in events]
+        stats = events.statistics()
+    assert sorted(got) == [x * 2 for x in range(2000)]
+    assert sum(stage.events_in for stage in stats.layers[-1].stages) == 2000
+    assert not any(stage.running for stage in stats.layers[-1].stages)
+
+
 def stuck(marker: str, x: int) -> int:
     Path(marker).touch()
     time.sleep(600)  # never returns in the test: the worker must be killed

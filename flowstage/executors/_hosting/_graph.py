@@ -67,6 +67,11 @@ class HostPool(Protocol):
         """Call ``handle(host, message)`` for every message until the hosts are done;
         raise the first failure (a remote error, a crashed host)."""
 
+    def release(self) -> None:
+        """Every node of every host has finished and everything they sent has
+        arrived: the hosts may end now, while the parent hands out what it holds
+        (:meth:`aclose` still waits for them)."""
+
     async def aclose(self) -> None:
         """Stop every host and wait for them (idempotent)."""
 
@@ -140,6 +145,9 @@ class HostedGraph(Graph):
         self.timers: dict[int, RemoteTimer] = {}
         #: The last counters each host reported, per node id.
         self.reported: dict[int, dict[str, Any]] = {}
+        #: Output edges whose "done" arrived, and nodes that reported finishing.
+        self._outputs_done = 0
+        self._nodes_finished = 0
         self._counts: list[tuple[int, int]] | None = None
         self._scheduler = scheduler
         super().__init__(plan, bindings, scheduler)
@@ -363,12 +371,29 @@ class HostedGraph(Graph):
             self.input_proxies[message[1]].ask(message[2])
         elif kind == "done":
             self.output_proxies[message[1]].receive_done()
+            self._outputs_done += 1
+            self._release_when_done()
         elif kind == "deadline":
             self._arm(message[1], message[2])
         elif kind == "stats":
             reported = self.reported
             for row in message[2]:
+                previous = reported.get(row["node"])
+                if row["finished"] and not (previous and previous["finished"]):
+                    self._nodes_finished += 1
                 reported[row["node"]] = row
+            self._release_when_done()
+
+    def _release_when_done(self) -> None:
+        """Let the hosts end once every node finished and every output edge's
+        ``done`` (which follows its events) arrived: nothing is left for them to
+        do or send, and they exit while the parent hands out the last events."""
+        if (
+            self._outputs_done == len(self.output_proxies)
+            and self._nodes_finished == len(self.nodes)
+            and not self.pool.stopping
+        ):
+            self.pool.release()
 
     def _arm(self, node: int, deadline: float | None) -> None:
         timer = self.timers[node]

@@ -222,6 +222,13 @@ class WorkerPool:
 
     # -- shut-down ----------------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Every worker is done (see :meth:`HostPool.release`): tell them to stop now
+        (a worker that then goes away is not a crash)."""
+        self.stopping = True
+        for channel in self.channels:
+            channel.send(("stop",))
+
     def abort(self) -> None:
         """Stop every worker now, without waiting (the flow was dropped)."""
         self.stopping = True

@@ -225,6 +225,10 @@ class RayPool:
             with contextlib.suppress(Exception):  # already gone, or Ray is shutting down
                 ray.kill(actor, no_restart=True)
 
+    def release(self) -> None:
+        """Every actor is done: nothing to do before :meth:`aclose`, which kills
+        them (an actor holds nothing between calls)."""
+
     def abort(self) -> None:
         """Kill every actor now, without waiting (the flow was dropped)."""
         self.stopping = True
