@@ -16,10 +16,13 @@ Cases (each checks its result against the local executor's):
 * start-up: from entering ``stream()`` to the first event of a one-event flow on 2
   workers (the fork server preloads flowstage after the first run).
 
-Each case runs once per round, the order rotating between rounds; the table shows
-the median time, and the median of the rounds' own ratios to the local executor
-(each ratio compares two runs of the same round, so a slow spell of a shared machine
-weighs on both). A process-executor run includes starting and stopping its workers.
+Each case runs once per round. A round runs the cases one family after the other
+(word count, map -> filter -> sum, CPU-heavy map), each family's cases back to
+back, the order rotating between rounds both across and within families; the table
+shows the median time, and the median of the rounds' own ratios to the local
+executor (each ratio compares two runs of the same round taken seconds apart, so a
+slow spell of a shared machine weighs on both). A process-executor run includes
+starting and stopping its workers.
 
     python benchmarks/flow_process.py [--repeat K] [--megabytes M] [--quick]
 """
@@ -133,6 +136,24 @@ def timed(func: Callable[..., Awaitable[Any]], *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - t, result
 
 
+def round_order(cases: list[Any], rep: int) -> list[Any]:
+    """Round ``rep``'s order: families in turn, each family's cases back to back,
+    both rotated by ``rep``."""
+    families: list[list[Any]] = []
+    for case in cases:
+        family = case[0].split(",")[0]
+        if families and families[-1][0][0].split(",")[0] == family:
+            families[-1].append(case)
+        else:
+            families.append([case])
+    families = families[rep % len(families) :] + families[: rep % len(families)]
+    return [
+        case
+        for family in families
+        for case in family[rep % len(family) :] + family[: rep % len(family)]
+    ]
+
+
 def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
     lines = corpus_lines(args.megabytes)
     words = sum(len(line.split()) for line in lines)
@@ -158,8 +179,7 @@ def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
     anyio.run(first_event, ProcessExecutor(2))  # start the fork server
     for rep in range(args.repeat):
         capacities.append(capacity(args.burn))
-        order = cases[rep % len(cases) :] + cases[: rep % len(cases)]
-        for name, run, expected in order:
+        for name, run, expected in round_order(cases, rep):
             seconds, result = run()
             if result != expected:
                 raise AssertionError(f"{name}: got {result}, expected {expected}")
