@@ -6,13 +6,15 @@ frame, so a batch and the asks that follow it cost one ``pickle.dumps`` and one
 ``send``. A batch of short strings travels as one joined string (see
 :mod:`._text`) and comes out as an equal list; each ``("events", edge, batch)``
 received is handed on with a fourth item, the bytes its events took in the frame
-(their share of it), which bounds a relay's window in bytes. A frame's header and body
-go out in one call without being copied together (``sendmsg``); a channel reads
-into one buffer it keeps rather than a new one per read (grown to hold a larger
-frame whole, and shrunk back once that is handled). Reads and writes are
-non-blocking and run in separate tasks: a reader never waits for a write, so two processes that
-send to each other at the same time cannot deadlock. What a channel queues for
-writing is bounded by the protocol above it (events are only sent against demand).
+(their share of it), which bounds a relay's window in bytes.
+
+A frame's header and body go out in one call without being copied together
+(``sendmsg``); a channel reads into one buffer it keeps rather than a new one per
+read (grown to hold a larger frame whole, and shrunk back once that is handled).
+Reads and writes are non-blocking and run in separate tasks: a reader never waits
+for a write, so two processes that send to each other at the same time cannot
+deadlock. What a channel queues for writing is bounded by the protocol above it
+(events are only sent against demand).
 
 The sockets are socketpairs made for the run: pickled frames only ever travel
 between a parent and its own workers, never over a network port (unpickling data
