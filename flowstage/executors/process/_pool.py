@@ -70,9 +70,10 @@ _BACKEND_MODULES: Final = {
 
 
 #: Standard-library modules every worker imports while it starts (multiprocessing
-#: runs the parent's main script through runpy, which imports pkgutil): about
-#: 1.7 ms of a worker's start-up when the fork server has not imported them.
-_START_MODULES: Final = ("runpy", "pkgutil", "multiprocessing.popen_forkserver")
+#: runs the parent's main script through runpy, which imports pkgutil; ctypes tunes
+#: the allocator, see :mod:`._allocator`): about 1.7 ms of a worker's start-up when
+#: the fork server has not imported them, and 8 ms more for ctypes.
+_START_MODULES: Final = ("runpy", "pkgutil", "multiprocessing.popen_forkserver", "ctypes")
 
 
 #: Standard-library modules never preloaded for the main script (importing them

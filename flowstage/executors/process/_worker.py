@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._hosting import PartitionHost, error_payload
+from ._allocator import keep_freed_memory
 from ._channel import Channel, ChannelClosed, read_frame_blocking
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ async def _serve(worker: PartitionHost, parent: Channel, peers: dict[int, Channe
 
 def worker_main(index: int, sock: socket.socket) -> None:
     """The entry point of a worker process (started by the parent)."""
+    keep_freed_memory()
     sock.setblocking(True)
     (setup,) = read_frame_blocking(sock)
     peers: dict[int, Channel] = {}
