@@ -25,6 +25,15 @@
  *     text cut into consecutive pieces of those lengths: an equal list, item for
  *     item and type for type, of the batch join_sized joined.
  *
+ * join_pairs(batch) -> (str, bytes, bytes) | None
+ *     For a batch of (key, value) pairs, exactly a list of exact 2-tuples of an
+ *     exact str and an exact int that fits in 64 bits: the keys joined, their
+ *     lengths (native uint32) and the values (native int64); otherwise None.
+ *
+ * split_pairs(text, lengths, values) -> list[tuple[str, int]]
+ *     The pairs join_pairs took apart: an equal list, item for item and type for
+ *     type.
+ *
  * The UTF-8 encoding ("surrogatepass": a lone surrogate is encoded as its 3-byte
  * form, like any other code point of the BMP) and CRC-32 (the zlib/IEEE 802.3
  * polynomial) are computed here, without allocating and without touching the
@@ -424,12 +433,155 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ---- batches of (str, int) pairs: the keys joined, their lengths, the values ---- */
+
+PyDoc_STRVAR(join_pairs_doc,
+"join_pairs(batch, /)\n--\n\n"
+"(keys joined, lengths, values) when batch is exactly a list of exact 2-tuples of\n"
+"an exact str and an exact int within 64 bits: lengths holds len(key) of every key\n"
+"as a native uint32, values every value as a native int64; otherwise None.");
+
+static PyObject *
+py_join_pairs(PyObject *module, PyObject *batch)
+{
+    (void)module;
+    if (!PyList_CheckExact(batch)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    PyObject *result = NULL;
+    PyObject *lengths = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(uint32_t));
+    PyObject *values = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t));
+    PyObject *keys = PyList_New(n);
+    PyObject *empty = PyUnicode_New(0, 0);
+    if (lengths == NULL || values == NULL || keys == NULL || empty == NULL) {
+        goto done;
+    }
+    /* An allocation above may have run a collection, and a finalizer may have
+     * changed the list: from here on nothing allocates and no Python code runs
+     * until every item is checked. */
+    if (PyList_GET_SIZE(batch) != n) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    uint32_t *lens = (uint32_t *)PyBytes_AS_STRING(lengths);
+    char *vals = PyBytes_AS_STRING(values);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(batch, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *key = PyTuple_GET_ITEM(pair, 0);
+        PyObject *value = PyTuple_GET_ITEM(pair, 1);
+        if (!PyUnicode_CheckExact(key) || !PyLong_CheckExact(value)) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(key);
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (len > (Py_ssize_t)UINT32_MAX || overflow) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        int64_t v64 = (int64_t)v;
+        lens[i] = (uint32_t)len;
+        memcpy(vals + i * (Py_ssize_t)sizeof(int64_t), &v64, sizeof(int64_t));
+        PyList_SET_ITEM(keys, i, Py_NewRef(key));
+    }
+    PyObject *joined = PyUnicode_Join(empty, keys);
+    if (joined != NULL) {
+        result = PyTuple_Pack(3, joined, lengths, values);
+        Py_DECREF(joined);
+    }
+
+done:
+    Py_XDECREF(lengths);
+    Py_XDECREF(values);
+    Py_XDECREF(keys); /* items not set yet are NULL: list_dealloc skips them */
+    Py_XDECREF(empty);
+    return result;
+}
+
+PyDoc_STRVAR(split_pairs_doc,
+"split_pairs(text, lengths, values, /)\n--\n\n"
+"The pairs join_pairs took apart: (key, value) tuples, the keys cut from text by\n"
+"the native uint32 lengths, the values read from the native int64 values.\n"
+"ValueError when the lengths do not add up to len(text) or the counts differ.");
+
+static PyObject *
+py_split_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "split_pairs() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *text = args[0];
+    PyObject *lengths = args[1];
+    PyObject *values = args[2];
+    if (!PyUnicode_CheckExact(text) || !PyBytes_CheckExact(lengths) ||
+        !PyBytes_CheckExact(values)) {
+        PyErr_SetString(PyExc_TypeError, "split_pairs() expects a str and two bytes");
+        return NULL;
+    }
+    Py_ssize_t nbytes = PyBytes_GET_SIZE(lengths);
+    if (nbytes % (Py_ssize_t)sizeof(uint32_t)) {
+        PyErr_SetString(PyExc_ValueError, "split_pairs() got a partial length");
+        return NULL;
+    }
+    Py_ssize_t n = nbytes / (Py_ssize_t)sizeof(uint32_t);
+    if (PyBytes_GET_SIZE(values) != n * (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "split_pairs() got as many values as lengths");
+        return NULL;
+    }
+    const uint32_t *in = (const uint32_t *)PyBytes_AS_STRING(lengths);
+    const char *vals = PyBytes_AS_STRING(values);
+    Py_ssize_t total = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t sum = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        sum += (Py_ssize_t)in[i];
+    }
+    if (sum != total) {
+        PyErr_SetString(PyExc_ValueError, "split_pairs() got lengths that do not add up");
+        return NULL;
+    }
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t end = start + (Py_ssize_t)in[i];
+        int64_t v64;
+        memcpy(&v64, vals + i * (Py_ssize_t)sizeof(int64_t), sizeof(int64_t));
+        PyObject *key = PyUnicode_Substring(text, start, end);
+        PyObject *value = key == NULL ? NULL : PyLong_FromLongLong((long long)v64);
+        PyObject *pair = value == NULL ? NULL : PyTuple_New(2);
+        if (pair == NULL) {
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(pair, 0, key);
+        PyTuple_SET_ITEM(pair, 1, value);
+        PyList_SET_ITEM(result, i, pair);
+        start = end;
+    }
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"buckets", (PyCFunction)(void (*)(void))py_buckets, METH_FASTCALL, buckets_doc},
     {"str_crc32", (PyCFunction)py_str_crc32, METH_O, str_crc32_doc},
     {"join_sized", (PyCFunction)py_join_sized, METH_O, join_sized_doc},
     {"split_sized", (PyCFunction)(void (*)(void))py_split_sized, METH_FASTCALL,
      split_sized_doc},
+    {"join_pairs", (PyCFunction)py_join_pairs, METH_O, join_pairs_doc},
+    {"split_pairs", (PyCFunction)(void (*)(void))py_split_pairs, METH_FASTCALL,
+     split_pairs_doc},
     {NULL, NULL, 0, NULL},
 };
 

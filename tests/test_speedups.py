@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from flowstage import _hash
 from flowstage._hash import KeyHash, partition_of
+from flowstage.executors.process import _text
 
 from .services import speedups, use_path
 
@@ -276,6 +277,8 @@ def test_extension_in_use_when_required() -> None:
     if not REQUIRED or DISABLED:
         pytest.skip("only checked when FLOWSTAGE_REQUIRE_EXTENSIONS=1")
     assert _hash._c_buckets is not None
+    assert None not in (_text._c_join_sized, _text._c_split_sized)
+    assert None not in (_text._c_join_pairs, _text._c_split_pairs)
 
 
 def test_no_extensions_variable_selects_pure_python() -> None:

@@ -4,8 +4,10 @@ is left to pickle.
 
 Every test runs on both paths: with the compiled helpers
 (``flowstage._speedups.join_sized``/``split_sized``: any batch of exact ``str``
-goes as one string and the lengths of its items) and without them (short strings
-joined with a separator; long ones, and any holding the separator, pickled). The
+goes as one string and the lengths of its items; ``join_pairs``/``split_pairs``: a
+batch of ``(str, int)`` pairs as the keys joined, their lengths and the values) and
+without them (short strings joined with a separator; long ones, any holding the
+separator, and pairs, pickled). The
 compiled runs are skipped when the extension is not built, unless
 ``FLOWSTAGE_REQUIRE_EXTENSIONS=1`` (set by CI).
 """
@@ -13,6 +15,7 @@ compiled runs are skipped when the extension is not built, unless
 from __future__ import annotations
 
 import pickle
+import sys
 from array import array
 from typing import Any
 
@@ -25,9 +28,11 @@ from flowstage.executors.process._text import (
     MAX_FIRST,
     MIN_ITEMS,
     SEP,
+    join_pairs_python,
     join_sized_python,
     pack,
     pack_batch,
+    split_pairs_python,
     split_sized_python,
     unpack,
 )
@@ -39,6 +44,8 @@ from ..services import speedups, use_path
 def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with and without the compiled helpers."""
     use_path(request.param, monkeypatch, _text, "_c_split_sized", "split_sized")
+    use_path(request.param, monkeypatch, _text, "_c_join_pairs", "join_pairs")
+    use_path(request.param, monkeypatch, _text, "_c_split_pairs", "split_pairs")
     return use_path(request.param, monkeypatch, _text, "_c_join_sized", "join_sized")
 
 
@@ -130,3 +137,100 @@ def test_the_sized_split_refuses_lengths_that_do_not_describe_the_text() -> None
         speedups().split_sized("abc", b"\x03\x00")
     with pytest.raises(TypeError):
         speedups().split_sized(b"abc", array("I", [3]).tobytes())
+
+
+# -- (str, int) pairs -----------------------------------------------------------------------
+
+INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def test_pairs_take_the_fast_path_and_come_back_equal(impl: str) -> None:
+    pairs = [(f"w{i}", i * 7 - 300) for i in range(100)] + [("", INT64[0]), ("日本", INT64[1])]
+    packed = pack([("events", 3, pairs), ("done", 3)])
+    if impl == "compiled":
+        assert packed[0][0] == "pairs"
+    else:
+        assert packed[0] == ("events", 3, pairs)  # pickled
+    back = roundtrip([("events", 3, pairs), ("done", 3)])
+    assert back == [("events", 3, pairs), ("done", 3)]
+    assert all(type(p) is tuple and type(p[0]) is str and type(p[1]) is int for p in back[0][2])
+
+
+class Pair(tuple):  # type: ignore[type-arg]
+    """A tuple subclass (a named tuple is one): must keep its type."""
+
+
+def test_pairs_that_must_be_pickled_are_left_alone() -> None:
+    base: list[Any] = [("a", 1)] * MIN_ITEMS
+    for odd in (
+        ("b", True),  # a bool is an int subclass
+        ("b", INT64[1] + 1),  # beyond 64 bits
+        ("b", INT64[0] - 1),
+        ("b", 1.5),
+        (Word("b"), 1),
+        ("b", 1, 2),
+        ("b",),
+        ["b", 1],
+        Pair(("b", 1)),
+        "b",
+    ):
+        for batch in ([*base, odd], [odd, *base]):
+            messages = [("events", 1, batch)]
+            assert pack(messages) is messages, odd
+            back = roundtrip(messages)
+            assert back == messages
+            assert [type(e) for e in back[0][2]] == [type(e) for e in batch]
+            assert [type(e[0]) for e in back[0][2]] == [type(e[0]) for e in batch]
+
+
+PAIRS = st.lists(
+    st.tuples(st.text(max_size=10), st.integers(min_value=INT64[0], max_value=INT64[1]))
+    | st.tuples(st.text(max_size=3), st.integers() | st.booleans() | st.floats(allow_nan=False))
+    | st.tuples(st.builds(Word, st.text(max_size=3)), st.integers(0, 9))
+    | st.text(max_size=3),
+    max_size=40,
+)
+
+
+@given(PAIRS)
+def test_the_compiled_pair_join_decides_as_the_python_code(batch: list[Any]) -> None:
+    join_pairs = speedups().join_pairs
+    expected = join_pairs_python(batch)
+    assert join_pairs(batch) == expected
+    assert join_pairs(tuple(batch)) is None  # only exact lists
+    if expected is not None:
+        back = speedups().split_pairs(*expected)
+        assert back == batch
+        assert [type(v) for _, v in back] == [type(v) for _, v in batch]
+        assert split_pairs_python(*expected) == batch
+    back = roundtrip([("events", 2, batch)])[0][2]
+    assert back == batch
+    assert [type(e) for e in back] == [type(e) for e in batch]
+
+
+def test_the_pair_split_refuses_parts_that_do_not_fit() -> None:
+    text, lengths, values = join_pairs_python([("ab", 1), ("c", 2)]) or ("", b"", b"")
+    for split in (speedups().split_pairs, split_pairs_python):
+        assert split(text, lengths, values) == [("ab", 1), ("c", 2)]
+        with pytest.raises(ValueError, match="do not add up"):
+            split("abcd", lengths, values)
+        with pytest.raises(ValueError, match="as many values"):
+            split(text, lengths, values[:8])
+        assert split("", b"", b"") == []
+    with pytest.raises(ValueError, match="partial length"):
+        speedups().split_pairs(text, lengths[:5], values)
+    with pytest.raises(TypeError):
+        speedups().split_pairs(text, lengths)  # type: ignore[call-arg]
+
+
+def test_the_pair_join_holds_no_reference_it_does_not_return() -> None:
+    """A batch taken apart, and one refused halfway (its keys up to there were
+    already referenced from a list the helper drops): every reference given back."""
+    keys = [f"key-{i}" for i in range(40)]
+    good = [(k, i) for i, k in enumerate(keys)]
+    refused = [*good[:20], ("x", 1.5), *good[20:]]
+    before = [sys.getrefcount(k) for k in keys]
+    for _ in range(3):
+        assert speedups().join_pairs(good) is not None
+        assert speedups().join_pairs(refused) is None
+    assert [sys.getrefcount(k) for k in keys] == before

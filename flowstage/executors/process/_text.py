@@ -1,4 +1,5 @@
-"""Batches of text events cross processes as one string (a fast path under pickle).
+"""Batches of text events, and of ``(str, int)`` pairs, cross processes as one string
+(a fast path under pickle).
 
 Pickling a list of strings costs about 145 ns per short string (words, keys) there
 and back, and about 190 per line of text: pickle frames and memoizes every string.
@@ -15,8 +16,18 @@ can be searched for in them, are pickled: a batch whose first item is longer tha
 :func:`pack` replaces each ``("events", edge, batch)`` whose batch holds only
 ``str`` objects (exactly ``str``: a subclass keeps its type through pickle only) by
 one of those; :func:`unpack` turns it back into ``("events", edge, batch)`` with a
-list equal to the original, item for item, every item of type ``str``. Every other
-message is left alone: pickle stays the general path.
+list equal to the original, item for item, every item of type ``str``.
+
+Key/value pairs, the events of a reduction's dict (a word count's result) or of a
+``map`` to ``(key, 1)``, pickle at about 75-95 ns a pair (pickle memoizes every
+tuple and string) and unpickle at 100-115. With the compiled helpers, a batch of
+exact 2-tuples of an exact ``str`` and an exact ``int`` within 64 bits goes as the
+keys joined, their lengths and the values (``("pairs", edge, text, lengths,
+values)``, lengths as native ``uint32``, values as native ``int64``): 13-17 ns a
+pair to frame and 70-80 to make the pairs again. Without the helpers, or when a
+batch holds anything else, pairs are pickled.
+
+Every other message is left alone: pickle stays the general path.
 """
 
 from __future__ import annotations
@@ -33,9 +44,12 @@ __all__ = [
     "MAX_FIRST",
     "MIN_ITEMS",
     "SEP",
+    "join_pairs_python",
     "join_sized_python",
     "pack",
     "pack_batch",
+    "split_pairs",
+    "split_pairs_python",
     "split_sized",
     "split_sized_python",
     "unpack",
@@ -54,6 +68,13 @@ _ONLY_STR: Final = frozenset({str})
 # path instead (faster in Python than computing lengths).
 _c_join_sized: Callable[[object], tuple[str, bytes] | None] | None = compiled("join_sized")
 _c_split_sized: Callable[[str, bytes], list[str]] | None = compiled("split_sized")
+_c_join_pairs: Callable[[object], tuple[str, bytes, bytes] | None] | None = compiled("join_pairs")
+_c_split_pairs: Callable[[str, bytes, bytes], list[tuple[str, int]]] | None = compiled(
+    "split_pairs"
+)
+#: The values a pair may hold on the fast path (a native int64).
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
 
 
 def join_sized_python(batch: object) -> tuple[str, bytes] | None:
@@ -77,6 +98,45 @@ def split_sized_python(text: str, lengths: bytes) -> list[str]:
         out.append(text[start : start + size])
         start += size
     return out
+
+
+def join_pairs_python(batch: object) -> tuple[str, bytes, bytes] | None:
+    """The reference of the compiled ``join_pairs``: for a list of exact 2-tuples of
+    an exact ``str`` and an exact ``int`` within 64 bits, ``(keys joined, lengths,
+    values)`` (native ``uint32`` lengths, native ``int64`` values), else ``None``."""
+    if type(batch) is not list:
+        return None
+    for pair in batch:
+        if type(pair) is not tuple or len(pair) != 2:
+            return None
+        key, value = pair
+        if type(key) is not str or type(value) is not int:
+            return None
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            return None
+    keys = [key for key, _ in batch]
+    return (
+        "".join(keys),
+        array("I", map(len, keys)).tobytes(),
+        array("q", [value for _, value in batch]).tobytes(),
+    )
+
+
+def split_pairs_python(text: str, lengths: bytes, values: bytes) -> list[tuple[str, int]]:
+    """The reference of the compiled ``split_pairs``: the pairs ``join_pairs`` took
+    apart."""
+    numbers = array("q")
+    numbers.frombytes(values)
+    keys = split_sized_python(text, lengths)
+    if len(keys) != len(numbers):
+        raise ValueError("split_pairs() got as many values as lengths")
+    return list(zip(keys, numbers.tolist(), strict=True))
+
+
+def split_pairs(text: str, lengths: bytes, values: bytes) -> list[tuple[str, int]]:
+    """The batch a ``("pairs", edge, text, lengths, values)`` message carries."""
+    split = _c_split_pairs if _c_split_pairs is not None else split_pairs_python
+    return split(text, lengths, values)
 
 
 def split_sized(text: str, lengths: bytes) -> list[str]:
@@ -106,15 +166,22 @@ def pack(messages: list[Any]) -> list[Any]:
     """``messages`` with every text batch joined (the same list when there is none)."""
     out = messages
     sized = _c_join_sized
+    pairs = _c_join_pairs
     for i, message in enumerate(messages):
         if message[0] == "events" and type(message[2]) is list:
             batch = message[2]
             packed: tuple[Any, ...] | None = None
             if sized is not None:
-                if len(batch) >= MIN_ITEMS and type(batch[0]) is str:
-                    both = sized(batch)
-                    if both is not None:
-                        packed = ("sized", message[1], both[0], both[1])
+                if len(batch) >= MIN_ITEMS:
+                    first = type(batch[0])
+                    if first is str:
+                        both = sized(batch)
+                        if both is not None:
+                            packed = ("sized", message[1], both[0], both[1])
+                    elif first is tuple and pairs is not None:
+                        three = pairs(batch)
+                        if three is not None:
+                            packed = ("pairs", message[1], *three)
             else:
                 joined = pack_batch(batch)
                 if joined is not None:
@@ -132,4 +199,6 @@ def unpack(message: Any) -> Any:
         return ("events", message[1], message[2].split(SEP))
     if message[0] == "sized":
         return ("events", message[1], split_sized(message[2], message[3]))
+    if message[0] == "pairs":
+        return ("events", message[1], split_pairs(message[2], message[3], message[4]))
     return message
