@@ -20,9 +20,10 @@ from flowstage.executors.process._allocator import keep_freed_memory
 
 def _glibc() -> bool:
     try:
-        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")  # type: ignore[union-attr]
-    except (ValueError, OSError, AttributeError):
+        version = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError, AttributeError):  # no such name here, or no confstr
         return False
+    return version is not None and version.startswith("glibc")
 
 
 glibc_only = pytest.mark.skipif(
