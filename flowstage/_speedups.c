@@ -380,6 +380,30 @@ py_join_sized(PyObject *module, PyObject *batch)
     return result;
 }
 
+/* The n native uint32 lengths in `lengths` that cut `text` into consecutive pieces
+ * (for split_sized and split_pairs, named `name` in errors): NULL with ValueError
+ * when a length is partial or they do not add up to len(text). */
+static const uint32_t *
+lengths_of(const char *name, PyObject *text, PyObject *lengths, Py_ssize_t *n)
+{
+    Py_ssize_t nbytes = PyBytes_GET_SIZE(lengths);
+    if (nbytes % (Py_ssize_t)sizeof(uint32_t)) {
+        PyErr_Format(PyExc_ValueError, "%s() got a partial length", name);
+        return NULL;
+    }
+    *n = nbytes / (Py_ssize_t)sizeof(uint32_t);
+    const uint32_t *in = (const uint32_t *)PyBytes_AS_STRING(lengths);
+    Py_ssize_t sum = 0;
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        sum += (Py_ssize_t)in[i];
+    }
+    if (sum != PyUnicode_GET_LENGTH(text)) {
+        PyErr_Format(PyExc_ValueError, "%s() got lengths that do not add up", name);
+        return NULL;
+    }
+    return in;
+}
+
 PyDoc_STRVAR(split_sized_doc,
 "split_sized(text, lengths, /)\n--\n\n"
 "The items join_sized joined: text cut into consecutive pieces of the native\n"
@@ -399,20 +423,9 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "split_sized() expects a str and bytes");
         return NULL;
     }
-    Py_ssize_t nbytes = PyBytes_GET_SIZE(lengths);
-    if (nbytes % (Py_ssize_t)sizeof(uint32_t)) {
-        PyErr_SetString(PyExc_ValueError, "split_sized() got a partial length");
-        return NULL;
-    }
-    Py_ssize_t n = nbytes / (Py_ssize_t)sizeof(uint32_t);
-    const uint32_t *in = (const uint32_t *)PyBytes_AS_STRING(lengths);
-    Py_ssize_t total = PyUnicode_GET_LENGTH(text);
-    Py_ssize_t sum = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        sum += (Py_ssize_t)in[i];
-    }
-    if (sum != total) {
-        PyErr_SetString(PyExc_ValueError, "split_sized() got lengths that do not add up");
+    Py_ssize_t n;
+    const uint32_t *in = lengths_of("split_sized", text, lengths, &n);
+    if (in == NULL) {
         return NULL;
     }
     PyObject *result = PyList_New(n);
@@ -526,27 +539,16 @@ py_split_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "split_pairs() expects a str and two bytes");
         return NULL;
     }
-    Py_ssize_t nbytes = PyBytes_GET_SIZE(lengths);
-    if (nbytes % (Py_ssize_t)sizeof(uint32_t)) {
-        PyErr_SetString(PyExc_ValueError, "split_pairs() got a partial length");
+    Py_ssize_t n;
+    const uint32_t *in = lengths_of("split_pairs", text, lengths, &n);
+    if (in == NULL) {
         return NULL;
     }
-    Py_ssize_t n = nbytes / (Py_ssize_t)sizeof(uint32_t);
     if (PyBytes_GET_SIZE(values) != n * (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "split_pairs() got as many values as lengths");
+        PyErr_SetString(PyExc_ValueError, "split_pairs() needs as many values as lengths");
         return NULL;
     }
-    const uint32_t *in = (const uint32_t *)PyBytes_AS_STRING(lengths);
     const char *vals = PyBytes_AS_STRING(values);
-    Py_ssize_t total = PyUnicode_GET_LENGTH(text);
-    Py_ssize_t sum = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        sum += (Py_ssize_t)in[i];
-    }
-    if (sum != total) {
-        PyErr_SetString(PyExc_ValueError, "split_pairs() got lengths that do not add up");
-        return NULL;
-    }
     PyObject *result = PyList_New(n);
     if (result == NULL) {
         return NULL;

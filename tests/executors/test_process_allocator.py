@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,17 +16,8 @@ from flowstage import Flow
 from flowstage.executors.process import ProcessExecutor, _allocator
 from flowstage.executors.process._allocator import keep_freed_memory
 
-
-def _glibc() -> bool:
-    try:
-        version = os.confstr("CS_GNU_LIBC_VERSION")
-    except (ValueError, OSError, AttributeError):  # no such name here, or no confstr
-        return False
-    return version is not None and version.startswith("glibc")
-
-
 glibc_only = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or not _glibc(),
+    not sys.platform.startswith("linux") or not _allocator._glibc(),
     reason="the allocator is tuned on Linux with glibc only (run these tests there)",
 )
 

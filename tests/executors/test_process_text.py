@@ -214,7 +214,7 @@ def test_the_pair_split_refuses_parts_that_do_not_fit() -> None:
         assert split(text, lengths, values) == [("ab", 1), ("c", 2)]
         with pytest.raises(ValueError, match="do not add up"):
             split("abcd", lengths, values)
-        with pytest.raises(ValueError, match="as many values"):
+        with pytest.raises(ValueError, match="needs as many values as lengths"):
             split(text, lengths, values[:8])
         assert split("", b"", b"") == []
     with pytest.raises(ValueError, match="partial length"):

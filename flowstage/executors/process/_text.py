@@ -129,7 +129,7 @@ def split_pairs_python(text: str, lengths: bytes, values: bytes) -> list[tuple[s
     numbers.frombytes(values)
     keys = split_sized_python(text, lengths)
     if len(keys) != len(numbers):
-        raise ValueError("split_pairs() got as many values as lengths")
+        raise ValueError("split_pairs() needs as many values as lengths")
     return list(zip(keys, numbers.tolist(), strict=True))
 
 
