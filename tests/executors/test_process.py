@@ -12,7 +12,6 @@ import functools
 import itertools
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +26,6 @@ from flowstage import Flow
 from flowstage.executors import process as process_module
 from flowstage.executors import resolve
 from flowstage.executors.process import FlowNotPortable, ProcessExecutor, WorkerCrashed
-from flowstage.executors.process import _pool as process_pool
 from flowstage.testing import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -187,28 +185,6 @@ async def test_spawn_start_method() -> None:
             .to_list(executor=ProcessExecutor(2, start_method="spawn"))
         )
     assert sorted(out) == [x * 2 for x in range(10)]
-
-
-def test_the_fork_server_preloads_the_standard_library_modules_of_the_main_script(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import json
-    import json.decoder
-    import statistics
-    import types
-
-    import anyio as anyio_module
-
-    main = types.ModuleType("__main__")
-    main.statistics = statistics  # type: ignore[attr-defined]  # a module
-    main.JSONDecoder = json.decoder.JSONDecoder  # type: ignore[attr-defined]  # a class
-    main.dumps = json.dumps  # type: ignore[attr-defined]  # a function
-    main.anyio = anyio_module  # type: ignore[attr-defined]  # not the standard library
-    main.answer = 42  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    assert process_pool.main_script_modules() == ["json", "json.decoder", "statistics"]
-    monkeypatch.delitem(sys.modules, "__main__")
-    assert process_pool.main_script_modules() == []
 
 
 # -- endings ----------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 Start-up (in a thread, as it blocks): one ``socket.socketpair()`` per worker; the
 process is started with the ``forkserver`` method (never a bare ``fork`` of a
 threaded parent; the fork server preloads flowstage, the event loop backend and the
-standard-library modules of the main script, so later runs start fast), the
-set-up frame is sent, then one socketpair per pair of workers is made and each end
-passed to its worker as a file descriptor over the parent socket. The parent keeps
-only its own ends.
+standard-library modules the main script uses, see :mod:`._preload`, so later runs
+start fast), the set-up frame is sent, then one socketpair per pair of workers is
+made and each end passed to its worker as a file descriptor over the parent socket.
+The parent keeps only its own ends.
 
 Shut-down, whatever ended the flow: the parent closes its sockets (a worker stops
 when its parent socket closes), waits for the processes to exit, and kills those that
@@ -20,9 +20,7 @@ import contextlib
 import multiprocessing
 import os
 import socket
-import sys
 import threading
-import types
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,6 +30,7 @@ import anyio.to_thread
 
 from .._hosting import Quiescence, WorkerCrashed, remote_error, virtual_clock
 from ._channel import Channel, ChannelClosed, write_frame_blocking
+from ._preload import preload_modules
 from ._worker import worker_main
 
 if TYPE_CHECKING:
@@ -59,60 +58,6 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-#: What the fork server imports for workers that run on each backend (on top of
-#: flowstage): anyio imports its backend on the first ``anyio.run``, which took a
-#: worker as long as everything else in its start-up.
-_BACKEND_MODULES: Final = {
-    "asyncio": ("anyio._backends._asyncio",),
-    "asyncio+uvloop": ("anyio._backends._asyncio", "uvloop"),
-    "trio": ("anyio._backends._trio",),
-}
-
-
-#: Standard-library modules every worker imports while it starts (multiprocessing
-#: runs the parent's main script through runpy, which imports pkgutil; ctypes tunes
-#: the allocator, see :mod:`._allocator`): about 1.7 ms of a worker's start-up when
-#: the fork server has not imported them, and 8 ms more for ctypes.
-_START_MODULES: Final = ("runpy", "pkgutil", "multiprocessing.popen_forkserver", "ctypes")
-
-
-#: Standard-library modules never preloaded for the main script (importing them
-#: does something visible).
-_NOT_PRELOADED: Final = frozenset({"antigravity", "this", "__hello__", "__phello__"})
-
-
-def main_script_modules() -> list[str]:
-    """The standard-library modules the main script uses, as far as its globals
-    tell: modules it bound to a name, and the modules of the functions and classes
-    it imported. Each worker runs the main script again (multiprocessing does, so
-    that its functions can be found); with these already imported by the fork
-    server, that costs the worker little (``argparse``, ``statistics`` and
-    ``pathlib`` took a worker about 6 ms). Only modules this process has imported,
-    and only the standard library's: other packages may start threads when
-    imported, which a fork server must not have."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        return []
-    stdlib = sys.stdlib_module_names
-    found: set[str] = set()
-    for key, value in list(vars(main).items()):
-        if key.startswith("__"):
-            continue
-        name: object
-        if isinstance(value, types.ModuleType):
-            name = value.__name__
-        elif isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
-            name = getattr(value, "__module__", None)
-        else:
-            continue
-        if not isinstance(name, str) or name not in sys.modules:
-            continue
-        top = name.partition(".")[0]
-        if top in stdlib and top not in _NOT_PRELOADED and not top.startswith("_"):
-            found.add(name)
-    return sorted(found)
-
-
 def _context(method: str, backend: str | None = None) -> Any:
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
@@ -121,10 +66,7 @@ def _context(method: str, backend: str | None = None) -> Any:
             # backend start in milliseconds. Only the first run's backend is
             # preloaded (the fork server starts once per process); another backend is
             # imported by each worker that runs on it.
-            modules = ["flowstage.executors.process._worker", *_START_MODULES]
-            modules += _BACKEND_MODULES.get(backend or "", ())
-            modules += main_script_modules()
-            ctx.set_forkserver_preload(modules)
+            ctx.set_forkserver_preload(preload_modules(backend))
     return ctx
 
 
