@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SOURCES := $(wildcard flowstage tests examples benchmarks)
+SOURCES := $(wildcard flowstage tests examples benchmarks hatch_build.py)
 
 .PHONY: demo test lint typecheck pytest bench clean
 

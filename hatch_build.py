@@ -1,7 +1,8 @@
 """Hatchling build hook: compile the optional C helper ``flowstage._speedups``.
 
 The extension only speeds up :meth:`flowstage.KeyHash.buckets` and the process
-executor's text frames; flowstage works the same without it (pure Python). So this hook never fails a build unless asked to:
+executor's text frames; flowstage works the same without it (pure Python). So this
+hook never fails a build unless asked to:
 
 * ``FLOWSTAGE_NO_EXTENSIONS=1`` (not empty, not ``0``): do not compile; the wheel is
   pure Python. The same variable at run time makes flowstage ignore a built module.
