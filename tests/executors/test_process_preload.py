@@ -5,15 +5,21 @@ from __future__ import annotations
 import _json  # the standard library's own, imported by json
 import difflib
 import fractions
+import importlib.util
 import json
 import json.decoder
+import math
 import statistics
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 from flowstage.executors.process import _preload
+
+pytestmark = pytest.mark.usefixtures("fresh")
 
 
 @pytest.fixture
@@ -40,7 +46,6 @@ def function_of(module_name: str) -> types.FunctionType:
     return f  # type: ignore[return-value]
 
 
-@pytest.mark.usefixtures("fresh")
 def test_the_standard_library_modules_the_main_script_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -51,19 +56,18 @@ def test_the_standard_library_modules_the_main_script_names(
         statistics=statistics,  # a module
         JSONDecoder=json.decoder.JSONDecoder,  # a class
         dumps=json.dumps,  # a function
+        sqrt=math.sqrt,  # a built-in function
         other=other,  # a module from elsewhere, with nothing in it
         answer=42,
     )
-    assert _preload.main_script_modules() == ["json", "json.decoder", "statistics"]
+    assert _preload.main_script_modules() == ["json", "json.decoder", "math", "statistics"]
 
 
-@pytest.mark.usefixtures("fresh")
 def test_no_main_module_preloads_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "__main__")
     assert _preload.main_script_modules() == []
 
 
-@pytest.mark.usefixtures("fresh")
 def test_the_modules_the_main_script_imports_are_looked_into(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -79,7 +83,19 @@ def test_the_modules_the_main_script_imports_are_looked_into(
     assert _preload.main_script_modules() == ["difflib", "fractions"]
 
 
-@pytest.mark.usefixtures("fresh")
+def test_each_module_is_looked_into_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # main -> one, two; one -> one, two, main; two -> one, three; three -> difflib.
+    # Four modules to look into, if none is looked into twice.
+    main = module(monkeypatch, "__main__")
+    one = module(monkeypatch, "mod_one")
+    two = module(monkeypatch, "mod_two")
+    three = module(monkeypatch, "mod_three", difflib=difflib)
+    main.one, main.two = one, two  # type: ignore[attr-defined]
+    one.me, one.two, one.main = one, two, main  # type: ignore[attr-defined]
+    two.one, two.three = one, three  # type: ignore[attr-defined]
+    assert _preload.main_script_modules(limit=4) == ["difflib"]
+
+
 def test_the_walk_stops_after_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     # main -> chain_0 -> chain_1 -> ... -> chain_4 -> difflib
     last = module(monkeypatch, "chain_4", difflib=difflib)
@@ -91,18 +107,82 @@ def test_the_walk_stops_after_its_limit(monkeypatch: pytest.MonkeyPatch) -> None
     assert _preload.main_script_modules(limit=6) == ["difflib", "json"]
 
 
-@pytest.mark.usefixtures("fresh")
-def test_modules_that_do_something_when_imported_are_never_preloaded(
+def test_a_local_module_with_a_standard_library_name_is_not_preloaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A calendar.py beside the script shadows the real one: it is the script's own
+    # (it could start a thread when imported), looked into like any other.
+    (tmp_path / "calendar.py").write_text("import difflib\n")
+    spec = importlib.util.spec_from_file_location("calendar", tmp_path / "calendar.py")
+    assert spec is not None
+    local = importlib.util.module_from_spec(spec)
+    local.difflib = difflib  # type: ignore[attr-defined]  # as if it had run
+    monkeypatch.setitem(sys.modules, "calendar", local)
+    module(monkeypatch, "__main__", calendar=local, json=json)
+    assert _preload.main_script_modules() == ["difflib", "json"]
+
+
+@pytest.mark.parametrize(
+    ("name", "preloaded"),
+    [
+        ("json", True),
+        ("tkinter", True),
+        ("readline", False),  # sets up the terminal
+        ("idlelib.pyshell", False),  # exits when tkinter is missing
+        ("json.__main__", False),  # runs a program
+        ("_json", False),  # private
+        ("imp", False),  # warns when imported
+        ("lib2to3.pgen2", False),
+        ("tkinter.tix", False),
+    ],
+)
+def test_which_standard_library_modules_may_be_preloaded(name: str, preloaded: bool) -> None:
+    assert _preload._preloadable(name) is preloaded
+
+
+def test_private_standard_library_modules_are_not_preloaded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    readline = module(monkeypatch, "readline")  # sets up the terminal
-    runs = module(monkeypatch, "json.__main__")  # would run a program
-    module(monkeypatch, "__main__", readline=readline, runs=runs, private=_json, json=json)
-    assert "readline" in _preload.NOT_PRELOADED
+    module(monkeypatch, "__main__", private=_json, json=json)
     assert _preload.main_script_modules() == ["json"]
 
 
-@pytest.mark.usefixtures("fresh")
+def test_odd_objects_and_lazy_modules_are_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Proxy:
+        """Like a lazily configured settings object: touching it raises."""
+
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:
+            raise RuntimeError("not configured")
+
+        def __getattr__(self, name: str) -> object:
+            raise RuntimeError("not configured")
+
+    class Lazy(types.ModuleType):
+        """A module loaded on first use (importlib.util.LazyLoader makes these)."""
+
+        loaded = False
+
+        def __getattribute__(self, name: str) -> object:
+            type(self).loaded = True
+            return super().__getattribute__(name)
+
+    lazy = Lazy("lazy_helper")
+    object.__setattr__(lazy, "difflib", difflib)
+    monkeypatch.setitem(sys.modules, "lazy_helper", lazy)
+    monkeypatch.setitem(sys.modules, "not_a_module", object())
+    module(
+        monkeypatch,
+        "__main__",
+        proxy=Proxy(),
+        lazy=lazy,
+        stray=function_of("not_a_module"),  # its "module" is not one
+        json=json,
+    )
+    assert _preload.main_script_modules() == ["json"]
+    assert not Lazy.loaded
+
+
 def test_the_walk_is_done_once_for_a_main_module(monkeypatch: pytest.MonkeyPatch) -> None:
     walks: list[str] = []
     walk = _preload._walk
@@ -112,19 +192,17 @@ def test_the_walk_is_done_once_for_a_main_module(monkeypatch: pytest.MonkeyPatch
         return walk(main, limit)
 
     monkeypatch.setattr(_preload, "_walk", counted)
-    main = module(monkeypatch, "__main__", json=json)
+    module(monkeypatch, "__main__", json=json)
     first = _preload.main_script_modules()
     first.append("changed by the caller")
     assert _preload.main_script_modules() == ["json"]
     assert walks == ["__main__"]
     # Another main module is walked again.
-    main = module(monkeypatch, "__main__", statistics=statistics)
+    module(monkeypatch, "__main__", statistics=statistics)
     assert _preload.main_script_modules() == ["statistics"]
     assert len(walks) == 2
-    assert main is sys.modules["__main__"]
 
 
-@pytest.mark.usefixtures("fresh")
 def test_what_the_fork_server_imports(monkeypatch: pytest.MonkeyPatch) -> None:
     module(monkeypatch, "__main__", statistics=statistics)
     modules = _preload.preload_modules("asyncio")
@@ -134,3 +212,19 @@ def test_what_the_fork_server_imports(monkeypatch: pytest.MonkeyPatch) -> None:
     assert modules[-1] == "statistics"
     assert "anyio._backends._trio" in _preload.preload_modules("trio")
     assert "anyio._backends._asyncio" not in _preload.preload_modules("trio")
+
+
+def test_what_this_process_would_preload_imports_quietly_under_w_error() -> None:
+    # The test runner's own main module leads to a few hundred modules: what the
+    # walk keeps must import in a fresh interpreter with every warning an error, as
+    # the fork server (which inherits -W and PYTHONWARNINGS) imports it.
+    found = _preload.main_script_modules()
+    assert len(found) > 20, found
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", f"import {', '.join(found)}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
