@@ -48,7 +48,7 @@ def keep_freed_memory() -> bool:
     not glibc)."""
     if not sys.platform.startswith("linux") or not _glibc():
         return False
-    import ctypes  # the fork server imports it beforehand (see ._pool)
+    import ctypes  # the fork server imports it beforehand (see ._preload)
 
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -140,8 +140,8 @@ def main_script_modules(limit: int = WALK_LIMIT) -> list[str]:
     neither looked into nor loaded by the walk. Imports inside functions are not
     seen.
 
-    Best effort, and it never raises: a module whose globals cannot be read is
-    passed over. The result for one main module (and limit) is computed once,
+    Best effort, and it never raises: a global that cannot be inspected is passed
+    over. The result for one main module (and limit) is computed once,
     under a lock: the fork server only uses it when it starts."""
     global _walked
     main = sys.modules.get("__main__")
@@ -165,11 +165,7 @@ def _walk(main: types.ModuleType, limit: int) -> list[str]:
     while queue and looked < limit:
         module = queue.popleft()
         looked += 1
-        try:
-            names = list(module.__dict__.values())
-        except Exception:  # pragma: no cover - a module's dict is a dict
-            continue
-        for value in names:
+        for value in list(module.__dict__.values()):
             try:
                 target = _module_of(value, modules)
                 if target is None or id(target) in seen:
