@@ -32,7 +32,7 @@
  *
  * split_pairs(text, lengths, values) -> list[tuple[str, int]]
  *     The pairs join_pairs took apart: an equal list, item for item and type for
- *     type.
+ *     type; the pairs are not tracked by the cyclic GC (they cannot be in a cycle).
  *
  * The UTF-8 encoding ("surrogatepass": a lone surrogate is encoded as its 3-byte
  * form, like any other code point of the BMP) and CRC-32 (the zlib/IEEE 802.3
@@ -520,7 +520,8 @@ done:
 PyDoc_STRVAR(split_pairs_doc,
 "split_pairs(text, lengths, values, /)\n--\n\n"
 "The pairs join_pairs took apart: (key, value) tuples, the keys cut from text by\n"
-"the native uint32 lengths, the values read from the native int64 values.\n"
+"the native uint32 lengths, the values read from the native int64 values (the\n"
+"tuples untracked by the cyclic GC: they cannot be part of a cycle).\n"
 "ValueError when the lengths do not add up to len(text) or the counts differ.");
 
 static PyObject *
@@ -569,6 +570,12 @@ py_split_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         PyTuple_SET_ITEM(pair, 0, key);
         PyTuple_SET_ITEM(pair, 1, value);
+        /* A tuple of a str and an int can never be part of a reference cycle: the
+         * cyclic GC untracks such a tuple the first time it looks at it. Untracked
+         * from the start, a batch of pairs adds nothing to the young generation,
+         * and the pairs a receiver keeps (a reduction's result) never pile up in
+         * the older ones to set off a full collection. */
+        PyObject_GC_UnTrack(pair);
         PyList_SET_ITEM(result, i, pair);
         start = end;
     }

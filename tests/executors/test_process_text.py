@@ -14,6 +14,7 @@ compiled runs are skipped when the extension is not built, unless
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sys
 from array import array
@@ -234,3 +235,21 @@ def test_the_pair_join_holds_no_reference_it_does_not_return() -> None:
         assert speedups().join_pairs(good) is not None
         assert speedups().join_pairs(refused) is None
     assert [sys.getrefcount(k) for k in keys] == before
+
+
+def test_the_compiled_pair_split_leaves_its_pairs_to_reference_counting() -> None:
+    """A pair of an exact str and an exact int can never be part of a cycle: the
+    compiled split hands them out untracked by the cyclic garbage collector (which
+    would untrack each at its first look), so a large result kept by the receiver
+    never sets off a full collection. They still behave as any tuple: equal,
+    hashable, freed with the list."""
+    batch = [(f"k{i}", i) for i in range(1000)]
+    back = speedups().split_pairs(*(join_pairs_python(batch) or ("", b"", b"")))
+    assert back == batch
+    assert not any(gc.is_tracked(pair) for pair in back)
+    assert gc.is_tracked(back)  # the list itself is an ordinary list
+    assert len(set(back)) == len(batch)
+    key = back[0][0]
+    assert sys.getrefcount(key) == 3  # the pair, the local name, getrefcount's argument
+    del back
+    assert sys.getrefcount(key) == 2  # the pair was freed when the list was
