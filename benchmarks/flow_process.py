@@ -16,7 +16,14 @@ Cases (each checks its result against the local executor's):
 * a CPU-heavy map (pure Python, its loop sized at start to about 50 µs a call on this
   machine, `--heavy-us`; 20,000 events);
 * start-up: from entering ``stream()`` to the first event of a one-event flow on 2
-  workers (the fork server preloads flowstage after the first run).
+  workers (the fork server preloads flowstage after the first run);
+* side by side, for each family: two processes (started once, kept) each run half
+  the work on the local executor at the same time (see ``_side.py``), the fastest a
+  2-core run of that work can be on this machine at that moment, with no partition
+  crossing and nothing to start. Its ratio to the local executor is what a second
+  core gives right now; each process-executor row's "of side by side" is the median
+  of the rounds' own ratios of the side-by-side time to its time (1.00: as fast as
+  two independent halves).
 
 Each case runs once per round. A round runs the cases one family after the other
 (word count, map -> filter -> sum, CPU-heavy map), each family's cases back to
@@ -44,6 +51,7 @@ from typing import Any
 
 import _work
 import anyio
+from _side import SideBySide, heavy_map, map_filter_sum, word_count
 
 from flowstage import Flow
 from flowstage.executors.process import ProcessExecutor
@@ -54,12 +62,15 @@ ROWS: tuple[str, ...] = (
     "machine: cores free for two busy processes",
     "word count, plain Python dict loop",
     "word count, local executor",
+    "word count, two halves side by side, local executor",
     "word count, process executor, 1 worker",
     "word count, process executor, 2 workers",
     "word count, process executor, 4 workers (4 partitions)",
     "map -> filter -> sum, local executor",
+    "map -> filter -> sum, two halves side by side, local executor",
     "map -> filter -> sum, process executor, 2 workers",
     "CPU-heavy map, local executor",
+    "CPU-heavy map, two halves side by side, local executor",
     "CPU-heavy map, process executor, 2 workers",
     "start-up to the first event, 2 workers",
 )
@@ -93,32 +104,6 @@ def plain(lines: list[str]) -> int:
         for word in line.split():
             counts[word] = counts.get(word, 0) + 1
     return sum(counts.values())
-
-
-async def word_count(lines: list[str], executor: Any, stages: int | None = None) -> int:
-    flow = (
-        Flow.from_iterable(lines, stages=stages)
-        .flat_map(str.split)
-        .partition(stages=stages)
-        .reduce(dict, _work.count)
-    )
-    return sum(n for _, n in await flow.to_list(executor=executor))
-
-
-async def map_filter_sum(n: int, executor: Any) -> int:
-    flow = (
-        Flow.from_iterable(range(n), stages=2)
-        .map(_work.double)
-        .filter(_work.multiple_of_3)
-        .reduce(int, _work.add)
-        .emit("state")
-    )
-    return sum(await flow.to_list(executor=executor))
-
-
-async def heavy_map(n: int, executor: Any, work: Callable[[int], int]) -> int:
-    flow = Flow.from_iterable(range(n), stages=2).map(work).reduce(int, _work.add)
-    return sum(await flow.emit("state").to_list(executor=executor))
 
 
 async def first_event(executor: Any) -> float:
@@ -161,7 +146,7 @@ def round_order(cases: list[Any], rep: int) -> list[Any]:
     ]
 
 
-def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
+def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str, str]]:
     lines = corpus_lines(args.megabytes)
     words = sum(len(line.split()) for line in lines)
     n_ints = args.events
@@ -169,49 +154,65 @@ def measure(args: argparse.Namespace) -> list[tuple[str, float, str, str]]:
     expected_sum = sum(y for x in range(n_ints) if (y := x * 2) % 3 == 0)
     work = functools.partial(_work.heavy, loops=args.heavy_loops)
     expected_heavy = sum(work(i) for i in range(n_heavy))
+    ints = range(n_ints)
+    heavies = range(n_heavy)
+    # Start the fork server (with flowstage preloaded) before anything else does.
+    anyio.run(first_event, ProcessExecutor(2))
+    side = SideBySide(lines)
     cases: list[tuple[str, Callable[[], tuple[float, Any]], Any]] = [
         (ROWS[1], lambda: timed_plain(lines), words),
         (ROWS[2], lambda: timed(word_count, lines, None), words),
-        (ROWS[3], lambda: timed(word_count, lines, ProcessExecutor(1)), words),
-        (ROWS[4], lambda: timed(word_count, lines, ProcessExecutor(2)), words),
-        (ROWS[5], lambda: timed(word_count, lines, ProcessExecutor(4), 4), words),
-        (ROWS[6], lambda: timed(map_filter_sum, n_ints, None), expected_sum),
-        (ROWS[7], lambda: timed(map_filter_sum, n_ints, ProcessExecutor(2)), expected_sum),
-        (ROWS[8], lambda: timed(heavy_map, n_heavy, None, work), expected_heavy),
-        (ROWS[9], lambda: timed(heavy_map, n_heavy, ProcessExecutor(2), work), expected_heavy),
+        (ROWS[3], lambda: side.run("word count"), words),
+        (ROWS[4], lambda: timed(word_count, lines, ProcessExecutor(1)), words),
+        (ROWS[5], lambda: timed(word_count, lines, ProcessExecutor(2)), words),
+        (ROWS[6], lambda: timed(word_count, lines, ProcessExecutor(4), 4), words),
+        (ROWS[7], lambda: timed(map_filter_sum, ints, None), expected_sum),
+        (ROWS[8], lambda: side.run("map", ints), expected_sum),
+        (ROWS[9], lambda: timed(map_filter_sum, ints, ProcessExecutor(2)), expected_sum),
+        (ROWS[10], lambda: timed(heavy_map, heavies, None, work), expected_heavy),
+        (ROWS[11], lambda: side.run("heavy", (heavies, work)), expected_heavy),
+        (ROWS[12], lambda: timed(heavy_map, heavies, ProcessExecutor(2), work), expected_heavy),
     ]
     times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     capacities: list[float] = []
     startups: list[float] = []
-    anyio.run(first_event, ProcessExecutor(2))  # start the fork server
-    for rep in range(args.repeat):
-        capacities.append(capacity(args.burn))
-        for name, run, expected in round_order(cases, rep):
-            seconds, result = run()
-            if result != expected:
-                raise AssertionError(f"{name}: got {result}, expected {expected}")
-            times[name].append(seconds)
-        startups.append(anyio.run(first_event, ProcessExecutor(2)))
+    try:
+        for rep in range(args.repeat):
+            capacities.append(capacity(args.burn))
+            for name, run, expected in round_order(cases, rep):
+                seconds, result = run()
+                if result != expected:
+                    raise AssertionError(f"{name}: got {result}, expected {expected}")
+                times[name].append(seconds)
+            startups.append(anyio.run(first_event, ProcessExecutor(2)))
+    finally:
+        side.close()
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    rows: list[tuple[str, float, str, str]] = []
+    rows: list[tuple[str, float, str, str, str]] = []
     cap = statistics.median(capacities)
-    rows.append((ROWS[0], cap, f"{cap:.2f} of 2", f"min {min(capacities):.2f}"))
+    rows.append((ROWS[0], cap, f"{cap:.2f} of 2", f"min {min(capacities):.2f}", ""))
     for name, _, _ in cases:
         seconds = med[name]
         if name.startswith("word count"):
             rate = f"{words / seconds / 1e6:.2f} M words/s"
-            base = ROWS[2]
+            base, ceiling = ROWS[2], ROWS[3]
         elif name.startswith("map"):
             rate = f"{n_ints / seconds / 1e6:.2f} M events/s"
-            base = ROWS[6]
+            base, ceiling = ROWS[7], ROWS[8]
         else:
             rate = f"{n_heavy / seconds / 1e3:.1f} k events/s"
-            base = ROWS[8]
+            base, ceiling = ROWS[10], ROWS[11]
         # The median of the rounds' own ratios: both cases ran in the same round,
         # so a slow spell of the machine weighs on both.
         ratio = statistics.median(b / t for b, t in zip(times[base], times[name], strict=True))
-        rows.append((name, seconds, rate, f"{ratio:.2f}x"))
-    rows.append((ROWS[10], statistics.median(startups), "", f"min {min(startups):.3f} s"))
+        of_side = ""
+        if "process executor" in name:
+            share = statistics.median(
+                c / t for c, t in zip(times[ceiling], times[name], strict=True)
+            )
+            of_side = f"{share:.2f}"
+        rows.append((name, seconds, rate, f"{ratio:.2f}x", of_side))
+    rows.append((ROWS[13], statistics.median(startups), "", f"min {min(startups):.3f} s", ""))
     return rows
 
 
@@ -235,10 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.heavy:,} heavy events ({cost:.0f} µs each here), "
         f"median of {args.repeat}\n"
     )
-    print("| backend | case | median s | rate | vs local executor |")
-    print("|---|---|---:|---:|---:|")
-    for name, seconds, rate, ratio in measure(args):
-        print(f"| asyncio | {name} | {seconds:.3f} | {rate} | {ratio} |")
+    print("| backend | case | median s | rate | vs local executor | of side by side |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, seconds, rate, ratio, of_side in measure(args):
+        print(f"| asyncio | {name} | {seconds:.3f} | {rate} | {ratio} | {of_side} |")
     print()
     return 0
 
