@@ -16,6 +16,7 @@ them by name.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from multiprocessing.connection import Connection
@@ -116,8 +117,14 @@ class SideBySide:
         return time.perf_counter() - t, sum(result for _, result in answers)
 
     def close(self) -> None:
+        """Stop both processes (killed if one does not stop within 5 s, or already
+        went away)."""
         for conn in self._conns:
-            conn.send(None)
+            with contextlib.suppress(OSError):  # the process went away
+                conn.send(None)
             conn.close()
         for process in self._processes:
             process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()

@@ -30,14 +30,14 @@ import functools
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import _work
 import anyio
-from flow_process import corpus_lines
+from _side import heavy_map, word_count
+from flow_process import corpus_lines, first_event, timed
 
-from flowstage import Flow
 from flowstage.executors.process import ProcessExecutor
 from flowstage.executors.ray import RayExecutor
 
@@ -92,37 +92,6 @@ def start_ray() -> tuple[Any, float | None]:
     return ray, time.perf_counter() - t
 
 
-async def word_count(lines: list[str], executor: Any) -> int:
-    flow = (
-        Flow.from_iterable(lines, stages=2)
-        .flat_map(str.split)
-        .partition(stages=2)
-        .reduce(dict, _work.count)
-    )
-    return sum(n for _, n in await flow.to_list(executor=executor))
-
-
-async def heavy_map(n: int, executor: Any, work: Callable[[int], int]) -> int:
-    flow = Flow.from_iterable(range(n), stages=2).map(work).reduce(int, _work.add)
-    return sum(await flow.emit("state").to_list(executor=executor))
-
-
-async def first_event(executor: Any) -> float:
-    t = time.perf_counter()
-    async with (
-        Flow.from_iterable([1], stages=2).map(_work.double).stream(executor=executor) as events
-    ):
-        async for _ in events:
-            elapsed = time.perf_counter() - t
-    return elapsed
-
-
-def timed(func: Callable[..., Awaitable[Any]], *args: Any) -> tuple[float, Any]:
-    t = time.perf_counter()
-    result = anyio.run(func, *args)
-    return time.perf_counter() - t, result
-
-
 def first(executor: Any) -> tuple[float, Any]:
     return anyio.run(first_event, executor), None
 
@@ -143,15 +112,16 @@ def _measure(
     words = sum(len(line.split()) for line in lines)
     n_heavy = args.heavy
     work = functools.partial(_work.heavy, loops=args.heavy_loops)
-    expected_heavy = sum(work(i) for i in range(n_heavy))
+    heavies = range(n_heavy)
+    expected_heavy = sum(work(i) for i in heavies)
     process, ray = ProcessExecutor(2), RayExecutor(max_actors=2)
     cases: list[tuple[str, Callable[[], tuple[float, Any]], Any]] = [
-        (ROWS[0], lambda: timed(word_count, lines, None), words),
-        (ROWS[1], lambda: timed(word_count, lines, process), words),
-        (ROWS[2], lambda: timed(word_count, lines, ray), words),
-        (ROWS[3], lambda: timed(heavy_map, n_heavy, None, work), expected_heavy),
-        (ROWS[4], lambda: timed(heavy_map, n_heavy, process, work), expected_heavy),
-        (ROWS[5], lambda: timed(heavy_map, n_heavy, ray, work), expected_heavy),
+        (ROWS[0], lambda: timed(word_count, lines, None, 2), words),
+        (ROWS[1], lambda: timed(word_count, lines, process, 2), words),
+        (ROWS[2], lambda: timed(word_count, lines, ray, 2), words),
+        (ROWS[3], lambda: timed(heavy_map, heavies, None, work), expected_heavy),
+        (ROWS[4], lambda: timed(heavy_map, heavies, process, work), expected_heavy),
+        (ROWS[5], lambda: timed(heavy_map, heavies, ray, work), expected_heavy),
         (ROWS[6], lambda: first(process), None),
         (ROWS[7], lambda: first(ray), None),
     ]

@@ -241,8 +241,8 @@ def test_the_compiled_pair_split_leaves_its_pairs_to_reference_counting() -> Non
     """A pair of an exact str and an exact int can never be part of a cycle: the
     compiled split hands them out untracked by the cyclic garbage collector (which
     would untrack each at its first look), so a large result kept by the receiver
-    never sets off a full collection. They still behave as any tuple: equal,
-    hashable, freed with the list."""
+    gives the collector nothing to look at or to age. They still behave as any
+    tuple: equal, hashable, freed with the list."""
     batch = [(f"k{i}", i) for i in range(1000)]
     back = speedups().split_pairs(*(join_pairs_python(batch) or ("", b"", b"")))
     assert back == batch

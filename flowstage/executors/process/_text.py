@@ -27,8 +27,8 @@ values)``, lengths as native ``uint32``, values as native ``int64``): 13-17 ns a
 pair to frame and 70-80 to make the pairs again. The pairs it makes are not tracked
 by the cyclic garbage collector (a tuple of a ``str`` and an ``int`` cannot be part
 of a cycle, and the collector would untrack it at its first look): a reduction's
-result of many thousand pairs, kept by the parent, never sets off a full collection
-there. Without the helpers, or when a batch holds anything else, pairs are pickled.
+result of many thousand pairs, kept by the parent, gives the collector nothing to
+look at or to age. Without the helpers, or when a batch holds anything else, pairs are pickled.
 
 Every other message is left alone: pickle stays the general path.
 """
