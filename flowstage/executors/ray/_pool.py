@@ -25,7 +25,7 @@ from .._hosting import Quiescence, WorkerCrashed, remote_error, virtual_clock
 from ._actor import HostActor
 from ._batches import BatchSender
 from ._cluster import acquire, import_ray, release
-from ._wait import wait_ref
+from ._wait import until_fails, wait_ref
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -249,16 +249,25 @@ class RayPool:
         try:
             if self.actors:
                 self._kill()
-                # A call to a killed actor fails once Ray knows it is dead.
+                # A call to a killed actor fails once Ray knows it is dead (one
+                # that reached it before the kill succeeds: call again).
                 with anyio.move_on_after(KILL_DEADLINE):
                     for actor in self.actors:
-                        with contextlib.suppress(ray.exceptions.RayError):
-                            await wait_ref(actor.ping.remote())
+                        await until_fails(_pinger(actor), ray.exceptions.RayError)
             self.actors = []
         finally:
             if self._leased:
                 self._leased = False
                 await anyio.to_thread.run_sync(release)
+
+
+def _pinger(actor: Any) -> Callable[[], Awaitable[Any]]:
+    """A call to ``actor`` that answers its process id (see :func:`.until_fails`)."""
+
+    def ping() -> Awaitable[Any]:
+        return wait_ref(actor.ping.remote())
+
+    return ping
 
 
 def _deliver(actor: Any) -> Callable[[int, list[Any]], Any]:

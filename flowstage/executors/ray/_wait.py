@@ -4,21 +4,25 @@ Ray completes an ``ObjectRef`` on one of its own threads. :func:`wait_ref` regis
 callback on the ref's future that wakes the waiting task through its event loop
 (``call_soon_threadsafe`` on asyncio, the trio token's ``run_sync_soon`` on trio): no
 thread of anyio's pool is held per call, and cancelling the wait leaves the call
-running and its result unread, with nothing logged.
+running and its result unread, with nothing logged. :func:`until_fails` calls until a
+call fails (how the pool learns that an actor it killed is gone).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import sniffio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
-__all__ = ["wait_ref"]
+#: How long :func:`until_fails` waits before it calls again after a call succeeded.
+GONE_POLL: Final = 0.01
+
+__all__ = ["GONE_POLL", "until_fails", "wait_ref"]
 
 
 def _waker(event: anyio.Event) -> Callable[[Any], None]:
@@ -53,3 +57,20 @@ async def wait_ref(ref: Any) -> Any:
         future.add_done_callback(_waker(event))
         await event.wait()
     return future.result()
+
+
+async def until_fails(
+    call: Callable[[], Awaitable[Any]],
+    errors: type[BaseException] | tuple[type[BaseException], ...],
+) -> None:
+    """Return once ``call()`` raises one of ``errors``; call again (every
+    :data:`GONE_POLL` seconds) while it succeeds. For a killed actor: ``ray.kill``
+    only asks Ray to end it, and a call that reaches the actor before the kill is
+    served as usual, so only a failed call says Ray knows it is gone. The caller
+    bounds the wait."""
+    while True:
+        try:
+            await call()
+        except errors:
+            return
+        await anyio.sleep(GONE_POLL)
