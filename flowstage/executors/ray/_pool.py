@@ -16,6 +16,7 @@ raised as the original exception; an actor that dies (killed, its node lost) rai
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -250,10 +251,14 @@ class RayPool:
             if self.actors:
                 self._kill()
                 # A call to a killed actor fails once Ray knows it is dead (one
-                # that reached it before the kill succeeds: call again).
+                # that reached it before the kill succeeds: call again). The
+                # deadline is real time (a virtual clock stands still meanwhile);
+                # the scope also bounds a call that never answers, on a real clock.
+                end = time.monotonic() + KILL_DEADLINE
                 with anyio.move_on_after(KILL_DEADLINE):
                     for actor in self.actors:
-                        await until_fails(_pinger(actor), ray.exceptions.RayError)
+                        left = max(0.0, end - time.monotonic())
+                        await until_fails(_pinger(actor), ray.exceptions.RayError, left)
             self.actors = []
         finally:
             if self._leased:

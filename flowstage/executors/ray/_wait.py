@@ -5,21 +5,26 @@ callback on the ref's future that wakes the waiting task through its event loop
 (``call_soon_threadsafe`` on asyncio, the trio token's ``run_sync_soon`` on trio): no
 thread of anyio's pool is held per call, and cancelling the wait leaves the call
 running and its result unread, with nothing logged. :func:`until_fails` calls until a
-call fails (how the pool learns that an actor it killed is gone).
+call fails (how the pool learns that an actor it killed is gone); it pauses and keeps
+its deadline in real time, so that it ends under a virtual clock too (the pool keeps
+such a clock from moving while it stops actors).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.to_thread
 import sniffio
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-#: How long :func:`until_fails` waits before it calls again after a call succeeded.
+#: How long :func:`until_fails` waits (real time) before it calls again after a call
+#: succeeded.
 GONE_POLL: Final = 0.01
 
 __all__ = ["GONE_POLL", "until_fails", "wait_ref"]
@@ -59,18 +64,37 @@ async def wait_ref(ref: Any) -> Any:
     return future.result()
 
 
+async def _pause_real_time() -> None:
+    """Wait :data:`GONE_POLL` seconds of real time: in a worker thread, because the
+    event loop's clock may be virtual, and frozen by the caller."""
+    await anyio.to_thread.run_sync(time.sleep, GONE_POLL)
+
+
 async def until_fails(
     call: Callable[[], Awaitable[Any]],
     errors: type[BaseException] | tuple[type[BaseException], ...],
-) -> None:
-    """Return once ``call()`` raises one of ``errors``; call again (every
-    :data:`GONE_POLL` seconds) while it succeeds. For a killed actor: ``ray.kill``
-    only asks Ray to end it, and a call that reaches the actor before the kill is
-    served as usual, so only a failed call says Ray knows it is gone. The caller
-    bounds the wait."""
+    within: float,
+    *,
+    pause: Callable[[], Awaitable[None]] = _pause_real_time,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Call ``call()`` until it raises one of ``errors`` (then return ``True``),
+    pausing with ``pause`` after each call that succeeded; return ``False`` once
+    ``within`` seconds of ``clock`` have passed without such a failure. Another error
+    propagates.
+
+    For a killed actor: ``ray.kill`` only asks Ray to end it, and a call that reaches
+    the actor before the kill is served as usual, so only a failed call says Ray knows
+    it is gone. The pause and the deadline are real time by default, not the event
+    loop's clock: a virtual clock that does not move would otherwise make both
+    endless. A single call that never answers is bounded only by the caller's
+    cancel scope."""
+    end = clock() + within
     while True:
         try:
             await call()
         except errors:
-            return
-        await anyio.sleep(GONE_POLL)
+            return True
+        if clock() >= end:
+            return False
+        await pause()
