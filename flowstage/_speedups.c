@@ -21,9 +21,12 @@
  *     exactly str, lengths holding each item's length as a native uint32;
  *     otherwise None.
  *
- * split_sized(text, lengths) -> list[str]
+ * split_sized(text, lengths, cache=None) -> list[str]
  *     text cut into consecutive pieces of those lengths: an equal list, item for
- *     item and type for type, of the batch join_sized joined.
+ *     item and type for type, of the batch join_sized joined. With a cache (a list
+ *     of a power-of-two length the caller keeps), a piece of 2 to 32 characters
+ *     equal to the str in the slot its hash picks reuses that str; otherwise the
+ *     new str takes the slot (bounded: one str per slot).
  *
  * join_pairs(batch) -> (str, bytes, bytes) | None
  *     For a batch of (key, value) pairs, exactly a list of exact 2-tuples of an
@@ -404,24 +407,123 @@ lengths_of(const char *name, PyObject *text, PyObject *lengths, Py_ssize_t *n)
     return in;
 }
 
+
+/* ---- reusing the str objects of short pieces (split_sized's cache) ---- */
+
+/* Pieces up to this many characters are looked up in a cache. */
+#define PIECE_MAX 32
+
+/* FNV-1a over the piece's code points (the same value whatever the kind of the
+ * text it is cut from). */
+static uint32_t
+piece_hash(int kind, const void *data, Py_ssize_t start, Py_ssize_t len)
+{
+    uint32_t h = 2166136261u;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = (const Py_UCS1 *)data + start;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            h = (h ^ p[i]) * 16777619u;
+        }
+    }
+    else {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            h = (h ^ PyUnicode_READ(kind, data, start + i)) * 16777619u;
+        }
+    }
+    return h ^ (h >> 16);
+}
+
+/* Whether the str `cached` holds exactly the code points text[start:start+len]. */
+static int
+piece_equal(PyObject *cached, int kind, const void *data, Py_ssize_t start, Py_ssize_t len)
+{
+    if (PyUnicode_GET_LENGTH(cached) != len) {
+        return 0;
+    }
+    int ckind = PyUnicode_KIND(cached);
+    const void *cdata = PyUnicode_DATA(cached);
+    if (ckind == kind) {
+        return memcmp(cdata, (const char *)data + start * kind, (size_t)len * (size_t)kind) == 0;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (PyUnicode_READ(ckind, cdata, i) != PyUnicode_READ(kind, data, start + i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* text[start:start+len] as a new reference. With a cache (a list whose length is a
+ * power of two), a piece of 2..PIECE_MAX characters is looked up in the slot its
+ * hash picks: an equal str there is returned (another reference to it), otherwise
+ * the new str replaces what the slot held. Replacing what is not a str (a list the
+ * caller filled with something else) may run Python code that resizes the list:
+ * py_split_sized checks its length before every piece. */
+static PyObject *
+piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
+      PyObject *cache, size_t mask)
+{
+    if (cache == NULL || len < 2 || len > PIECE_MAX) {
+        return PyUnicode_Substring(text, start, start + len);
+    }
+    Py_ssize_t slot = (Py_ssize_t)(piece_hash(kind, data, start, len) & mask);
+    PyObject *cached = PyList_GET_ITEM(cache, slot);
+    if (PyUnicode_CheckExact(cached) && piece_equal(cached, kind, data, start, len)) {
+        Py_INCREF(cached);
+        return cached;
+    }
+    PyObject *made = PyUnicode_Substring(text, start, start + len);
+    if (made == NULL) {
+        return NULL;
+    }
+    Py_INCREF(made);
+    PyList_SET_ITEM(cache, slot, made);
+    Py_DECREF(cached);
+    return made;
+}
+
 PyDoc_STRVAR(split_sized_doc,
-"split_sized(text, lengths, /)\n--\n\n"
+"split_sized(text, lengths, cache=None, /)\n--\n\n"
 "The items join_sized joined: text cut into consecutive pieces of the native\n"
-"uint32 lengths in lengths. ValueError when the lengths do not add up to len(text).");
+"uint32 lengths in lengths. ValueError when the lengths do not add up to len(text).\n"
+"\n"
+"cache, when given, is a list whose length is a power of two, owned by the caller\n"
+"and kept between calls: a piece of 2 to 32 characters equal to the str in the\n"
+"slot its hash picks is that str (another reference to it), otherwise the new str\n"
+"replaces what the slot held. The list is equal either way; repeated short pieces\n"
+"(the words of a text) share one object, whose hash is computed once.");
 
 static PyObject *
 py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "split_sized() takes 2 arguments (%zd given)", nargs);
+    if (nargs != 2 && nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "split_sized() takes 2 or 3 arguments (%zd given)",
+                     nargs);
         return NULL;
     }
     PyObject *text = args[0];
     PyObject *lengths = args[1];
+    PyObject *cache = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
     if (!PyUnicode_CheckExact(text) || !PyBytes_CheckExact(lengths)) {
         PyErr_SetString(PyExc_TypeError, "split_sized() expects a str and bytes");
         return NULL;
+    }
+    size_t mask = 0;
+    if (cache != NULL) {
+        if (!PyList_CheckExact(cache)) {
+            PyErr_SetString(PyExc_TypeError, "split_sized() expects None or a list as cache");
+            return NULL;
+        }
+        Py_ssize_t slots = PyList_GET_SIZE(cache);
+        if (slots < 1 || (slots & (slots - 1)) != 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "split_sized() needs a cache whose length is a power of two, "
+                         "got %zd",
+                         slots);
+            return NULL;
+        }
+        mask = (size_t)slots - 1;
     }
     Py_ssize_t n;
     const uint32_t *in = lengths_of("split_sized", text, lengths, &n);
@@ -432,16 +534,23 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (result == NULL) {
         return NULL;
     }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
     Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t end = start + (Py_ssize_t)in[i];
-        PyObject *item = PyUnicode_Substring(text, start, end);
+        Py_ssize_t len = (Py_ssize_t)in[i];
+        if (cache != NULL && (size_t)PyList_GET_SIZE(cache) != mask + 1) {
+            PyErr_SetString(PyExc_RuntimeError, "split_sized() cache changed size");
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyObject *item = piece(text, kind, data, start, len, cache, mask);
         if (item == NULL) {
             Py_DECREF(result);
             return NULL;
         }
         PyList_SET_ITEM(result, i, item);
-        start = end;
+        start += len;
     }
     return result;
 }

@@ -28,11 +28,13 @@ from flowstage.executors.process import _text
 from flowstage.executors.process._text import (
     MAX_FIRST,
     MIN_ITEMS,
+    PIECE_SLOTS,
     SEP,
     join_pairs_python,
     join_sized_python,
     pack,
     pack_batch,
+    piece_cache,
     split_pairs_python,
     split_sized_python,
     unpack,
@@ -138,6 +140,95 @@ def test_the_sized_split_refuses_lengths_that_do_not_describe_the_text() -> None
         speedups().split_sized("abc", b"\x03\x00")
     with pytest.raises(TypeError):
         speedups().split_sized(b"abc", array("I", [3]).tobytes())
+
+
+# -- the receiving process's cache of short strings ---------------------------------------
+
+
+def _sized(batch: list[str]) -> tuple[str, bytes]:
+    return "".join(batch), array("I", map(len, batch)).tobytes()
+
+
+def test_a_short_string_cut_again_is_the_object_cut_before() -> None:
+    cache = piece_cache()
+    assert len(cache) == PIECE_SLOTS
+    words = ["the", "cat", "the", "a", "x" * 33, "the", "x" * 33]
+    first = speedups().split_sized(*_sized(words), cache)
+    second = speedups().split_sized(*_sized(words), cache)
+    assert first == second == words
+    assert first[0] is first[2] is first[5] is second[0]  # one "the" for all six
+    assert first[1] is second[1]
+    assert first[4] is not first[6]  # longer than 32 characters: not cached
+    kept = [item for item in cache if item is not None]
+    assert sorted(kept) == ["cat", "the"]  # only strings of 2 to 32 characters
+    assert speedups().split_sized(*_sized(words)) is not None  # no cache: still fine
+
+
+def test_a_cached_string_is_found_from_text_of_any_width() -> None:
+    # "hello" cut from 1-byte text, then from 2-byte and 4-byte text (the other items
+    # widen them), is the same object; a 2-byte word is found from 4-byte text too.
+    cache = piece_cache()
+    ascii_ = speedups().split_sized(*_sized(["hello", "ok"]), cache)
+    wide = speedups().split_sized(*_sized(["hello", "€uro"]), cache)
+    wider = speedups().split_sized(*_sized(["hello", "😀!", "€uro"]), cache)
+    assert ascii_[0] is wide[0] is wider[0]
+    assert wide[1] is wider[2]
+    assert [type(item) for item in (*ascii_, *wide, *wider)] == [str] * 7
+
+
+@given(st.lists(st.lists(st.text(max_size=6), min_size=1, max_size=30), max_size=8))
+def test_batches_cut_through_one_small_cache_come_back_equal(batches: list[list[str]]) -> None:
+    # Four slots: words collide and replace each other all the time.
+    cache: list[str | None] = [None] * 4
+    for batch in batches:
+        back = speedups().split_sized(*_sized(batch), cache)
+        assert back == batch
+        assert all(type(item) is str for item in back)
+        assert len(cache) == 4
+        assert all(item is None or (type(item) is str and 2 <= len(item) <= 32) for item in cache)
+
+
+def test_a_cache_holds_one_reference_to_each_string_it_keeps() -> None:
+    cache = piece_cache()
+    back = speedups().split_sized(*_sized(["word", "word"]), cache)
+    word = back[0]
+    assert sys.getrefcount(word) == 5  # the list twice, the cache, the name, the argument
+    del back
+    assert sys.getrefcount(word) == 3
+    del cache
+    assert sys.getrefcount(word) == 2
+
+
+def test_a_cache_that_is_not_a_list_of_a_power_of_two_is_refused() -> None:
+    text, lengths = _sized(["ab", "cd"])
+    with pytest.raises(TypeError, match="list as cache"):
+        speedups().split_sized(text, lengths, (None,) * 4)
+    for size in (0, 3, 6):
+        with pytest.raises(ValueError, match="power of two, got " + str(size)):
+            speedups().split_sized(text, lengths, [None] * size)
+
+
+def test_a_cache_that_changes_size_while_in_use_is_an_error_not_a_crash() -> None:
+    cache: list[Any] = [None] * 2
+
+    class Shrinks:
+        def __del__(self) -> None:
+            cache.clear()
+
+    cache[:] = [Shrinks(), Shrinks()]  # whatever slot the first piece takes
+    text, lengths = _sized(["ab", "cd", "ef"])
+    with pytest.raises(RuntimeError, match="changed size"):
+        speedups().split_sized(text, lengths, cache)
+
+
+def test_unpack_cuts_text_through_the_cache_it_is_given(impl: str) -> None:
+    cache = piece_cache()
+    words = ["alpha", "beta"] * MIN_ITEMS
+    first = unpack(pack([("events", 0, words)])[0], cache)
+    second = unpack(pack([("events", 0, list(words))])[0], cache)
+    assert first == second == ("events", 0, words)
+    if impl == "compiled":
+        assert first[2][0] is second[2][0] is second[2][2]
 
 
 # -- (str, int) pairs -----------------------------------------------------------------------

@@ -112,14 +112,25 @@ class Channel:
         "held",
         "merge",
         "name",
+        "pieces",
         "sock",
     )
 
-    def __init__(self, sock: socket.socket, name: str, *, merge: bool = False) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        name: str,
+        *,
+        merge: bool = False,
+        pieces: list[str | None] | None = None,
+    ) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.name = name
         self.closed = False
+        #: The cache of short strings that received text batches are cut through
+        #: (:func:`._text.piece_cache`; shared by a process's channels), or ``None``.
+        self.pieces = pieces
         #: Join the batches of an edge queued for one write (see :mod:`._merge`).
         #: Off where messages are counted one by one (quiescence under a virtual
         #: clock): a joined batch arrives as one message.
@@ -312,8 +323,10 @@ class Channel:
             start = body + size
             self._start = start
             events = 0
+            pieces = self.pieces
             for i, message in enumerate(messages):
-                message = messages[i] = unpack(message)  # text batches back into lists
+                # text batches back into lists
+                message = messages[i] = unpack(message, pieces)
                 if message[0] == "events":
                     events += len(message[2])
             for message in messages:

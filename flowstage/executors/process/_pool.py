@@ -31,6 +31,7 @@ import anyio.to_thread
 from .._hosting import Quiescence, WorkerCrashed, remote_error, virtual_clock
 from ._channel import Channel, ChannelClosed, write_frame_blocking
 from ._preload import preload_modules
+from ._text import piece_cache
 from ._worker import worker_main
 
 if TYPE_CHECKING:
@@ -125,8 +126,10 @@ class WorkerPool:
             socks = result[0]
         else:
             socks = await anyio.to_thread.run_sync(self._start_blocking, setups)
+        pieces = piece_cache()  # one for every channel of this run
         self.channels = [
-            Channel(s, f"parent -> worker {i}", merge=not self.track) for i, s in enumerate(socks)
+            Channel(s, f"parent -> worker {i}", merge=not self.track, pieces=pieces)
+            for i, s in enumerate(socks)
         ]
 
     def _start_blocking(self, setups: list[dict[str, Any]]) -> list[socket.socket]:

@@ -28,6 +28,7 @@ import anyio
 from .._hosting import PartitionHost, error_payload
 from ._allocator import keep_freed_memory
 from ._channel import Channel, ChannelClosed, read_frame_blocking
+from ._text import piece_cache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,13 +95,17 @@ def worker_main(index: int, sock: socket.socket) -> None:
     (setup,) = read_frame_blocking(sock)
     peers: dict[int, Channel] = {}
     merge = not setup["track"]  # counted messages must arrive one by one
+    pieces = piece_cache()  # one for every channel of this worker
     for _ in range(setup["peers"]):
         data, fds, _flags, _addr = socket.recv_fds(sock, 64, 1)
         peer = int(data.decode("ascii"))
         peers[peer] = Channel(
-            socket.socket(fileno=fds[0]), f"worker {index} -> worker {peer}", merge=merge
+            socket.socket(fileno=fds[0]),
+            f"worker {index} -> worker {peer}",
+            merge=merge,
+            pieces=pieces,
         )
-    parent = Channel(sock, f"worker {index} -> parent", merge=merge)
+    parent = Channel(sock, f"worker {index} -> parent", merge=merge, pieces=pieces)
     worker = PartitionHost(setup, parent, peers)
     backend: str = setup["backend"]
     options: dict[str, Any] = {}
