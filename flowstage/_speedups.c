@@ -26,7 +26,8 @@
  *     item and type for type, of the batch join_sized joined. With a cache (a list
  *     of a power-of-two length the caller keeps), a piece of 2 to 32 characters
  *     equal to the str in the slot its hash picks reuses that str; otherwise the
- *     new str takes the slot (bounded: one str per slot).
+ *     new str takes the slot (bounded: one str per slot). A batch whose first 16
+ *     pieces looked up found fewer than 2 cuts the rest without the cache.
  *
  * join_pairs(batch) -> (str, bytes, bytes) | None
  *     For a batch of (key, value) pairs, exactly a list of exact 2-tuples of an
@@ -412,6 +413,11 @@ lengths_of(const char *name, PyObject *text, PyObject *lengths, Py_ssize_t *n)
 
 /* Pieces up to this many characters are looked up in a cache. */
 #define PIECE_MAX 32
+/* A batch whose first PIECE_PROBE pieces looked up found fewer than PIECE_MIN_HITS
+ * in the cache (strings that do not repeat: identifiers, say) cuts the rest without
+ * it: a miss costs a hash and a lookup on top of making the str. */
+#define PIECE_PROBE 16
+#define PIECE_MIN_HITS 2
 
 /* FNV-1a over the piece's code points (the same value whatever the kind of the
  * text it is cut from). */
@@ -461,14 +467,16 @@ piece_equal(PyObject *cached, int kind, const void *data, Py_ssize_t start, Py_s
  * py_split_sized checks its length before every piece. */
 static PyObject *
 piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
-      PyObject *cache, size_t mask)
+      PyObject *cache, size_t mask, Py_ssize_t *looked, Py_ssize_t *hits)
 {
     if (cache == NULL || len < 2 || len > PIECE_MAX) {
         return PyUnicode_Substring(text, start, start + len);
     }
+    (*looked)++;
     Py_ssize_t slot = (Py_ssize_t)(piece_hash(kind, data, start, len) & mask);
     PyObject *cached = PyList_GET_ITEM(cache, slot);
     if (PyUnicode_CheckExact(cached) && piece_equal(cached, kind, data, start, len)) {
+        (*hits)++;
         Py_INCREF(cached);
         return cached;
     }
@@ -491,7 +499,8 @@ PyDoc_STRVAR(split_sized_doc,
 "and kept between calls: a piece of 2 to 32 characters equal to the str in the\n"
 "slot its hash picks is that str (another reference to it), otherwise the new str\n"
 "replaces what the slot held. The list is equal either way; repeated short pieces\n"
-"(the words of a text) share one object, whose hash is computed once.");
+"(the words of a text) share one object, whose hash is computed once. A batch whose\n"
+"first 16 pieces looked up found fewer than 2 cuts the rest without the cache.");
 
 static PyObject *
 py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -537,14 +546,21 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t start = 0;
+    Py_ssize_t looked = 0;
+    Py_ssize_t hits = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t len = (Py_ssize_t)in[i];
-        if (cache != NULL && (size_t)PyList_GET_SIZE(cache) != mask + 1) {
-            PyErr_SetString(PyExc_RuntimeError, "split_sized() cache changed size");
-            Py_DECREF(result);
-            return NULL;
+        if (cache != NULL) {
+            if ((size_t)PyList_GET_SIZE(cache) != mask + 1) {
+                PyErr_SetString(PyExc_RuntimeError, "split_sized() cache changed size");
+                Py_DECREF(result);
+                return NULL;
+            }
+            if (looked == PIECE_PROBE && hits < PIECE_MIN_HITS) {
+                cache = NULL; /* these strings do not repeat: cut the rest directly */
+            }
         }
-        PyObject *item = piece(text, kind, data, start, len, cache, mask);
+        PyObject *item = piece(text, kind, data, start, len, cache, mask, &looked, &hits);
         if (item == NULL) {
             Py_DECREF(result);
             return NULL;

@@ -188,6 +188,19 @@ def test_batches_cut_through_one_small_cache_come_back_equal(batches: list[list[
         assert all(item is None or (type(item) is str and 2 <= len(item) <= 32) for item in cache)
 
 
+def test_a_batch_of_strings_that_do_not_repeat_stops_filling_the_cache() -> None:
+    # After 16 lookups with fewer than 2 found, the rest of the batch is cut directly.
+    unique = [f"id-{i}" for i in range(200)]
+    cache = piece_cache()
+    assert speedups().split_sized(*_sized(unique), cache) == unique
+    assert 0 < sum(item is not None for item in cache) <= 16
+    # Strings that repeat keep the cache on for the whole batch.
+    mixed = [f"w{i % 10}" for i in range(16)] + [f"new-{i}" for i in range(100)]
+    cache = piece_cache()
+    assert speedups().split_sized(*_sized(mixed), cache) == mixed
+    assert sum(item is not None for item in cache) > 16
+
+
 def test_a_cache_holds_one_reference_to_each_string_it_keeps() -> None:
     cache = piece_cache()
     back = speedups().split_sized(*_sized(["word", "word"]), cache)

@@ -10,7 +10,9 @@ per word and 128 per line there and back, whatever the strings hold. The receivi
 process keeps a cache of the short strings it made (:func:`piece_cache`,
 :data:`PIECE_SLOTS` slots, one string each): a word that arrives again is the same
 object as before, not a new one, so it is neither allocated nor freed again and its
-hash is computed once, in the reducer's first dict lookup. Without them,
+hash is computed once, in the reducer's first dict lookup (a batch whose first 16
+lookups found fewer than 2, strings that do not repeat, cuts the rest without the
+cache). Without them,
 short strings go joined with a separator that no item contains
 (``("text", edge, joined)``, split on the other side: about 85 ns per word there
 and back), and long strings (lines of text), which pickle faster than a separator
