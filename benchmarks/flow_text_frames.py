@@ -15,7 +15,9 @@ they cross, and times per word:
 * cutting them and counting the words in a dict, as the word count's reducer does
   (``counts[word] = counts.get(word, 0) + 1``), each batch freed after it is counted;
 * cutting as many keys that never repeat (``key-0``, ``key-1``, ...), where the cache
-  finds nothing (a batch stops looking after 16 lookups that found fewer than 2).
+  finds nothing (a batch stops looking after 16 lookups that found fewer than 2);
+* the words' whole way between processes, but the sockets: each batch packed as the
+  executor packs it, pickled, unpickled and cut.
 
 Rounds alternate the two orders; the table shows medians. No event loop runs (the
 backend column says ``-``). It needs the compiled
@@ -27,13 +29,14 @@ helpers (``flowstage._speedups``); without them it says so and prints no table.
 from __future__ import annotations
 
 import argparse
+import pickle
 import statistics
 import time
 from collections.abc import Sequence
 
 from flow_process import corpus_lines
 
-from flowstage.executors.process._text import PIECE_SLOTS
+from flowstage.executors.process._text import PIECE_SLOTS, pack, unpack
 
 ROWS: tuple[str, ...] = (
     "words cut, no cache",
@@ -42,6 +45,8 @@ ROWS: tuple[str, ...] = (
     "words cut and counted, through the cache",
     "keys that never repeat cut, no cache",
     "keys that never repeat cut, through the cache",
+    "words there and back (joined, pickled, unpickled, cut), no cache",
+    "words there and back (joined, pickled, unpickled, cut), through the cache",
 )
 
 #: Words per batch, as a worker's sub-batch for one peer.
@@ -64,6 +69,18 @@ def _run(batches: list[tuple[str, bytes]], slots: int | None) -> tuple[float, fl
             counts[word] = counts.get(word, 0) + 1
         del words
     return cutting, time.perf_counter() - start, sum(counts.values())
+
+
+def _there_and_back(word_batches: list[list[str]], slots: int | None) -> float:
+    """Seconds to pack, pickle, unpickle and cut every batch (as a channel does)."""
+    cache: list[str | None] | None = [None] * slots if slots else None
+    start = time.perf_counter()
+    for batch in word_batches:
+        frame = pickle.dumps(pack([("events", 0, batch)]), protocol=5)
+        (message,) = pickle.loads(frame)
+        if unpack(message, cache)[2] != batch:
+            raise AssertionError("a batch came back different")
+    return time.perf_counter() - start
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,8 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         both = join_sized(keys[i : i + BATCH])
         assert both is not None
         unique.append(both)
+    word_batches = [words[i : i + BATCH] for i in range(0, len(words), BATCH)]
     timings: dict[str, list[tuple[float, float]]] = {
-        name: [] for name in ("no cache", "cache", "unique, no cache", "unique, cache")
+        name: []
+        for name in (
+            "no cache",
+            "cache",
+            "unique, no cache",
+            "unique, cache",
+            "framed, no cache",
+            "framed, cache",
+        )
     }
     for rep in range(args.repeat):
         order = ("no cache", "cache") if rep % 2 else ("cache", "no cache")
@@ -108,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if counted != len(keys):
                 raise AssertionError(f"{name}: counted {counted} keys of {len(keys)}")
             timings[f"unique, {name}"].append((cutting, both))
+            framed = _there_and_back(word_batches, slots)
+            timings[f"framed, {name}"].append((framed, framed))
     print(
         f"## Text frames: {len(words):,} words in batches of {BATCH}, "
         f"cache of {args.slots:,} slots, median of {args.repeat}\n"
@@ -121,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (ROWS[3], "cache", 1),
         (ROWS[4], "unique, no cache", 0),
         (ROWS[5], "unique, cache", 0),
+        (ROWS[6], "framed, no cache", 0),
+        (ROWS[7], "framed, cache", 0),
     ):
         seconds = statistics.median(t[index] for t in timings[name])
         print(f"| - | {row} | {seconds * 1e3:.1f} | {seconds / len(words) * 1e9:.1f} |")
