@@ -16,14 +16,17 @@
  * str_crc32(s) -> int
  *     zlib.crc32(s.encode("utf-8", "surrogatepass")) for a str (tests use it).
  *
- * join_sized(batch) -> (str, bytes) | None
- *     ("".join(batch), lengths) when batch is exactly a list whose items are all
- *     exactly str, lengths holding each item's length as a native uint32;
- *     otherwise None.
+ * join_sized(batch) -> (bytes | str, bytes) | None
+ *     (joined, lengths) when batch is exactly a list whose items are all exactly
+ *     str, lengths holding each item's length as a native uint32; joined is
+ *     "".join(batch).encode("latin-1") when every item is Latin-1 (no code point
+ *     above 255: their bytes, copied once, and bytes pickle without a copy), else
+ *     "".join(batch). Otherwise None.
  *
  * split_sized(text, lengths, cache=None) -> list[str]
- *     text cut into consecutive pieces of those lengths: an equal list, item for
- *     item and type for type, of the batch join_sized joined. With a cache (a list
+ *     text (a str, or bytes read as Latin-1) cut into consecutive pieces of those
+ *     lengths: an equal list, item for item and type for type, of the batch
+ *     join_sized joined. With a cache (a list
  *     of a power-of-two length the caller keeps), a piece of 2 to 32 characters
  *     equal to the str in the slot its hash picks reuses that str; otherwise the
  *     new str takes the slot (bounded: one str per slot). A batch whose first 16
@@ -336,8 +339,10 @@ done:
 
 PyDoc_STRVAR(join_sized_doc,
 "join_sized(batch, /)\n--\n\n"
-"(''.join(batch), lengths) when batch is exactly a list of exact str, where\n"
-"lengths holds len(item) of every item as a native uint32; otherwise None.");
+"(joined, lengths) when batch is exactly a list of exact str, where lengths holds\n"
+"len(item) of every item as a native uint32 and joined is ''.join(batch) encoded\n"
+"as Latin-1 (bytes) when every item is (every code point below 256), else that\n"
+"str; otherwise None.");
 
 static PyObject *
 py_join_sized(PyObject *module, PyObject *batch)
@@ -351,9 +356,11 @@ py_join_sized(PyObject *module, PyObject *batch)
     if (lengths == NULL) {
         return NULL;
     }
-    /* No Python code runs in this loop (bytes are not GC-tracked): the list cannot
-     * change under it. */
+    /* No Python code runs in these loops (bytes are not GC-tracked): the list
+     * cannot change under them. */
     uint32_t *out = (uint32_t *)PyBytes_AS_STRING(lengths);
+    int narrow = 1; /* every item's code points fit in one byte */
+    Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(batch, i);
         if (!PyUnicode_CheckExact(item)) {
@@ -366,17 +373,37 @@ py_join_sized(PyObject *module, PyObject *batch)
             Py_RETURN_NONE;
         }
         out[i] = (uint32_t)len;
+        total += len;
+        narrow &= PyUnicode_KIND(item) == PyUnicode_1BYTE_KIND;
     }
-    PyObject *empty = PyUnicode_New(0, 0);
-    if (empty == NULL) {
-        Py_DECREF(lengths);
-        return NULL;
+    PyObject *joined;
+    if (narrow) {
+        /* The items' own bytes, one after the other: no str to build, and a bytes
+         * object that pickle writes out without copying it (see _channel.py). */
+        joined = PyBytes_FromStringAndSize(NULL, total);
+        if (joined == NULL) {
+            Py_DECREF(lengths);
+            return NULL;
+        }
+        char *dest = PyBytes_AS_STRING(joined);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = PyList_GET_ITEM(batch, i);
+            memcpy(dest, PyUnicode_DATA(item), (size_t)out[i]);
+            dest += out[i];
+        }
     }
-    PyObject *joined = PyUnicode_Join(empty, batch);
-    Py_DECREF(empty);
-    if (joined == NULL) {
-        Py_DECREF(lengths);
-        return NULL;
+    else {
+        PyObject *empty = PyUnicode_New(0, 0);
+        if (empty == NULL) {
+            Py_DECREF(lengths);
+            return NULL;
+        }
+        joined = PyUnicode_Join(empty, batch);
+        Py_DECREF(empty);
+        if (joined == NULL) {
+            Py_DECREF(lengths);
+            return NULL;
+        }
     }
     PyObject *result = PyTuple_Pack(2, joined, lengths);
     Py_DECREF(joined);
@@ -384,11 +411,12 @@ py_join_sized(PyObject *module, PyObject *batch)
     return result;
 }
 
-/* The n native uint32 lengths in `lengths` that cut `text` into consecutive pieces
- * (for split_sized and split_pairs, named `name` in errors): NULL with ValueError
- * when a length is partial or they do not add up to len(text). */
+/* The n native uint32 lengths in `lengths` that cut a text of text_length
+ * characters into consecutive pieces (for split_sized and split_pairs, named `name`
+ * in errors): NULL with ValueError when a length is partial or they do not add up
+ * to text_length. */
 static const uint32_t *
-lengths_of(const char *name, PyObject *text, PyObject *lengths, Py_ssize_t *n)
+lengths_of(const char *name, Py_ssize_t text_length, PyObject *lengths, Py_ssize_t *n)
 {
     Py_ssize_t nbytes = PyBytes_GET_SIZE(lengths);
     if (nbytes % (Py_ssize_t)sizeof(uint32_t)) {
@@ -401,7 +429,7 @@ lengths_of(const char *name, PyObject *text, PyObject *lengths, Py_ssize_t *n)
     for (Py_ssize_t i = 0; i < *n; i++) {
         sum += (Py_ssize_t)in[i];
     }
-    if (sum != PyUnicode_GET_LENGTH(text)) {
+    if (sum != text_length) {
         PyErr_Format(PyExc_ValueError, "%s() got lengths that do not add up", name);
         return NULL;
     }
@@ -465,12 +493,23 @@ piece_equal(PyObject *cached, int kind, const void *data, Py_ssize_t start, Py_s
  * the new str replaces what the slot held. Replacing what is not a str (a list the
  * caller filled with something else) may run Python code that resizes the list:
  * py_split_sized checks its length before every piece. */
+/* text[start:start+len] as a new str: of a str, its substring; of bytes (kind 1,
+ * text NULL), those bytes read as Latin-1. */
+static PyObject *
+cut(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len)
+{
+    if (text == NULL) {
+        return PyUnicode_FromKindAndData(kind, (const char *)data + start, len);
+    }
+    return PyUnicode_Substring(text, start, start + len);
+}
+
 static PyObject *
 piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
       PyObject *cache, size_t mask, Py_ssize_t *looked, Py_ssize_t *hits)
 {
     if (cache == NULL || len < 2 || len > PIECE_MAX) {
-        return PyUnicode_Substring(text, start, start + len);
+        return cut(text, kind, data, start, len);
     }
     (*looked)++;
     Py_ssize_t slot = (Py_ssize_t)(piece_hash(kind, data, start, len) & mask);
@@ -480,7 +519,7 @@ piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t l
         Py_INCREF(cached);
         return cached;
     }
-    PyObject *made = PyUnicode_Substring(text, start, start + len);
+    PyObject *made = cut(text, kind, data, start, len);
     if (made == NULL) {
         return NULL;
     }
@@ -492,8 +531,9 @@ piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t l
 
 PyDoc_STRVAR(split_sized_doc,
 "split_sized(text, lengths, cache=None, /)\n--\n\n"
-"The items join_sized joined: text cut into consecutive pieces of the native\n"
-"uint32 lengths in lengths. ValueError when the lengths do not add up to len(text).\n"
+"The items join_sized joined: text (a str, or bytes read as Latin-1) cut into\n"
+"consecutive pieces of the native uint32 lengths in lengths. ValueError when the\n"
+"lengths do not add up to len(text).\n"
 "\n"
 "cache, when given, is a list whose length is a power of two, owned by the caller\n"
 "and kept between calls: a piece of 2 to 32 characters equal to the str in the\n"
@@ -514,8 +554,9 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *text = args[0];
     PyObject *lengths = args[1];
     PyObject *cache = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
-    if (!PyUnicode_CheckExact(text) || !PyBytes_CheckExact(lengths)) {
-        PyErr_SetString(PyExc_TypeError, "split_sized() expects a str and bytes");
+    int narrow = PyBytes_CheckExact(text);
+    if (!(narrow || PyUnicode_CheckExact(text)) || !PyBytes_CheckExact(lengths)) {
+        PyErr_SetString(PyExc_TypeError, "split_sized() expects a str or bytes, and bytes");
         return NULL;
     }
     size_t mask = 0;
@@ -535,7 +576,8 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         mask = (size_t)slots - 1;
     }
     Py_ssize_t n;
-    const uint32_t *in = lengths_of("split_sized", text, lengths, &n);
+    Py_ssize_t text_length = narrow ? PyBytes_GET_SIZE(text) : PyUnicode_GET_LENGTH(text);
+    const uint32_t *in = lengths_of("split_sized", text_length, lengths, &n);
     if (in == NULL) {
         return NULL;
     }
@@ -543,8 +585,10 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (result == NULL) {
         return NULL;
     }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    /* Bytes are read as Latin-1: one byte a code point, as a 1-byte-kind str. */
+    int kind = narrow ? PyUnicode_1BYTE_KIND : PyUnicode_KIND(text);
+    const void *data = narrow ? (const void *)PyBytes_AS_STRING(text) : PyUnicode_DATA(text);
+    PyObject *source = narrow ? NULL : text;
     Py_ssize_t start = 0;
     Py_ssize_t looked = 0;
     Py_ssize_t hits = 0;
@@ -560,7 +604,7 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 cache = NULL; /* these strings do not repeat: cut the rest directly */
             }
         }
-        PyObject *item = piece(text, kind, data, start, len, cache, mask, &looked, &hits);
+        PyObject *item = piece(source, kind, data, start, len, cache, mask, &looked, &hits);
         if (item == NULL) {
             Py_DECREF(result);
             return NULL;
@@ -666,7 +710,7 @@ py_split_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_ssize_t n;
-    const uint32_t *in = lengths_of("split_pairs", text, lengths, &n);
+    const uint32_t *in = lengths_of("split_pairs", PyUnicode_GET_LENGTH(text), lengths, &n);
     if (in == NULL) {
         return NULL;
     }

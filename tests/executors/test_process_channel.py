@@ -1,10 +1,12 @@
 """The process channel's framing: a frame's header and body are written without
 being copied together, whatever the socket takes at a time, and the reader keeps
 one buffer: frames split anywhere across reads come out whole and in order, a frame
-larger than the buffer grows it, and the memory goes back once it is handled."""
+larger than the buffer grows it, and the memory goes back once it is handled. A
+large batch of Latin-1 text goes to the socket from its own joined bytes."""
 
 from __future__ import annotations
 
+import pickle
 import socket
 from typing import Any
 
@@ -14,6 +16,8 @@ from hypothesis import strategies as st
 
 from flowstage.executors.process import _channel
 from flowstage.executors.process._channel import Channel, encode
+
+from ..services import speedups
 
 
 class Trickle:
@@ -126,3 +130,68 @@ def test_a_frame_larger_than_the_buffer_grows_it_and_the_memory_goes_back() -> N
     assert got[0][2] == big
     assert largest >= len(encode([("events", 1, big)]))  # held whole, once
     assert len(receiver._buf) == _channel._READ_SIZE  # and given back
+
+
+LINES = [f"line {i} of some text, caf\u00e9 and more words to make it long" for i in range(4000)]
+
+
+def test_a_large_latin1_batch_goes_to_the_socket_from_its_own_bytes() -> None:
+    speedups()  # the compiled join makes the bytes
+    # About 200 kB of Latin-1 lines: packed as their joined bytes, which pickle hands
+    # to the frame's pieces as they are (not copied into the pickle).
+    packed = _channel.pack([("events", 3, LINES), ("ask", 1, 5)])
+    payload = packed[0][2]
+    assert type(payload) is bytes
+    assert len(payload) >= _channel.DIRECT
+    pieces = _channel._frame(packed)
+    assert any(piece is payload for piece in pieces)
+    frame = b"".join(pieces)
+    assert int.from_bytes(frame[:4], "little") == len(frame) - 4
+    assert pickle.loads(frame[4:]) == packed
+    # Written a few kB at a time, it is the same frame.
+    sock = Trickle(7000)
+    channel = Channel(sock, "trickle")  # type: ignore[arg-type]
+    channel.held = True
+    channel.send(("events", 3, LINES))
+    channel.send(("ask", 1, 5))
+    for _ in range(100_000):
+        channel.flush()
+        if not channel._pending:
+            break
+    assert bytes(sock.written) == frame
+    assert "sendmsg" in sock.calls
+
+
+def test_a_small_or_wide_batch_is_pickled_in_one_piece() -> None:
+    speedups()
+    small = _channel.pack([("events", 1, LINES[:100])])  # under DIRECT bytes
+    wide = _channel.pack([("events", 1, [line + "\u20ac" for line in LINES])])  # a str
+    assert type(wide[0][2]) is str
+    for packed in (small, wide):
+        header, body = _channel._frame(packed)
+        assert pickle.loads(body) == packed
+        assert int.from_bytes(header, "little") == len(body)
+
+
+def test_large_batches_of_lines_cross_a_socket_whole() -> None:
+    a, b = socket.socketpair()
+    sender, receiver = Channel(a, "a"), Channel(b, "b")
+    sender.held = True
+    wide = [line + "\u20ac" for line in LINES]
+    got: list[Any] = []
+    try:
+        sender.send(("events", 1, LINES))
+        sender.send(("events", 2, wide))
+        sender.send(("done", 1))
+        for _ in range(100_000):
+            sender.flush()
+            receiver.poll(got.append)
+            if got and got[-1] == ("done", 1):
+                break
+    finally:
+        sender.close()
+        receiver.close()
+    assert [(m[0], m[1]) for m in got] == [("events", 1), ("events", 2), ("done", 1)]
+    assert got[0][2] == LINES
+    assert got[1][2] == wide
+    assert {type(line) for line in got[0][2] + got[1][2]} == {str}

@@ -138,8 +138,33 @@ def test_the_sized_split_refuses_lengths_that_do_not_describe_the_text() -> None
         assert split("abc", array("I", [0, 3, 0]).tobytes()) == ["", "abc", ""]
     with pytest.raises(ValueError, match="partial length"):
         speedups().split_sized("abc", b"\x03\x00")
-    with pytest.raises(TypeError):
-        speedups().split_sized(b"abc", array("I", [3]).tobytes())
+    for text in (bytearray(b"abc"), memoryview(b"abc"), 3):
+        with pytest.raises(TypeError, match="a str or bytes"):
+            speedups().split_sized(text, array("I", [3]).tobytes())
+    for split in (speedups().split_sized, split_sized_python):
+        with pytest.raises(ValueError, match="do not add up"):
+            split(b"abc", array("I", [2, 2]).tobytes())
+
+
+def test_a_latin1_batch_is_joined_as_its_bytes_and_cut_back_from_them() -> None:
+    # Every item Latin-1 (code points below 256): the items' own bytes, joined.
+    latin = ["ab", "", "café", "\xff\x00x", "é"]
+    for join in (speedups().join_sized, join_sized_python):
+        joined, lengths = join(latin) or (b"", b"")
+        assert joined == "".join(latin).encode("latin-1")
+        assert type(joined) is bytes
+        # One item beyond Latin-1 and the batch is joined as a str.
+        wide = join([*latin, "€"])
+        assert wide is not None
+        assert wide[0] == "".join(latin) + "€"
+        assert type(wide[0]) is str
+    joined, lengths = speedups().join_sized(latin) or (b"", b"")
+    for split in (speedups().split_sized, split_sized_python):
+        back = split(joined, lengths)
+        assert back == latin
+        assert all(type(item) is str for item in back)
+    # Bytes are read as Latin-1, whoever made them.
+    assert speedups().split_sized(b"\xe9t\xe9", array("I", [1, 2]).tobytes()) == ["é", "té"]
 
 
 # -- the receiving process's cache of short strings ---------------------------------------

@@ -9,8 +9,13 @@ received is handed on with a fourth item, the bytes its events took in the frame
 (their share of it), which bounds a relay's window in bytes.
 
 A frame's header and body go out in one call without being copied together
-(``sendmsg``); a channel reads into one buffer it keeps rather than a new one per
-read (grown to hold a larger frame whole, and shrunk back once that is handled).
+(``sendmsg``). A frame that holds a large ``bytes`` payload (a batch of Latin-1
+lines, joined: at least :data:`DIRECT` bytes) is pickled to a list of pieces
+rather than to one ``bytes`` object: pickle hands such a payload to the file it
+writes to as it is, so the payload goes from the batch's own ``bytes`` to the
+socket without being copied into the pickle. A channel reads into one buffer it
+keeps rather than a new one per read (grown to hold a larger frame whole, and
+shrunk back once that is handled).
 Reads and writes are non-blocking and run in separate tasks: a reader never waits
 for a write, so two processes that send to each other at the same time cannot
 deadlock. What a channel queues for writing is bounded by the protocol above it
@@ -37,7 +42,14 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
 
-__all__ = ["Channel", "ChannelClosed", "encode", "read_frame_blocking", "write_frame_blocking"]
+__all__ = [
+    "DIRECT",
+    "Channel",
+    "ChannelClosed",
+    "encode",
+    "read_frame_blocking",
+    "write_frame_blocking",
+]
 
 _HEADER: Final = struct.Struct("<I")
 #: A channel reads into a buffer of this many bytes, grown to hold a larger frame
@@ -46,25 +58,60 @@ _READ_SIZE: Final = 1 << 18
 #: ... and shrunk back once it is empty, if it grew past this many bytes.
 _KEEP_SIZE: Final = 1 << 20
 _MAX_FRAME: Final = (1 << 32) - 1
+#: A packed text batch of at least this many bytes is written to the socket from
+#: its own ``bytes`` object (pickle's frame size: from there it writes a payload
+#: to its file directly, rather than into its buffer).
+DIRECT: Final = 1 << 16
+#: At most this many pieces of a frame go to one ``sendmsg`` (below any IOV_MAX).
+_MAX_PIECES: Final = 256
 
 
 class ChannelClosed(Exception):
     """The other end of a channel went away (end of file, or a broken pipe)."""
 
 
-def _frame(messages: list[Any]) -> tuple[bytes, bytes]:
-    """The header and the body of one frame holding ``messages`` (sent one after the
-    other, so that the body is not copied behind its header)."""
-    body = pickle.dumps(messages, protocol=5)
-    if len(body) > _MAX_FRAME:  # pragma: no cover - 4 GiB of events in one frame
-        raise ValueError(f"a frame must be smaller than 4 GiB, got: {len(body)} bytes")
-    return _HEADER.pack(len(body)), body
+class _Pieces(list[Any]):
+    """The file a frame's body is pickled to: the pieces pickle writes, in order (a
+    large payload is one of them as it is, not a copy)."""
+
+    __slots__ = ()
+    write = list.append
+
+
+def _direct(messages: list[Any]) -> bool:
+    """Whether a packed message of ``messages`` holds a text batch of at least
+    :data:`DIRECT` bytes."""
+    for message in messages:
+        if (
+            type(message) is tuple
+            and message[0] == "sized"
+            and type(message[2]) is bytes
+            and len(message[2]) >= DIRECT
+        ):
+            return True
+    return False
+
+
+def _frame(messages: list[Any]) -> list[Any]:
+    """One frame holding ``messages``: its header, then the pieces of its body (one,
+    or several when a large payload is written as it is: see :func:`_direct`)."""
+    pieces: list[Any]
+    if _direct(messages):
+        pieces = _Pieces()
+        pickle.Pickler(pieces, protocol=5).dump(messages)
+        size = sum(map(len, pieces))
+    else:
+        body = pickle.dumps(messages, protocol=5)
+        pieces = [body]
+        size = len(body)
+    if size > _MAX_FRAME:  # pragma: no cover - 4 GiB of events in one frame
+        raise ValueError(f"a frame must be smaller than 4 GiB, got: {size} bytes")
+    return [_HEADER.pack(size), *pieces]
 
 
 def encode(messages: list[Any]) -> bytes:
     """One frame holding ``messages``, as bytes."""
-    header, body = _frame(messages)
-    return header + body
+    return b"".join(_frame(messages))
 
 
 def write_frame_blocking(sock: socket.socket, messages: list[Any]) -> None:
@@ -103,7 +150,6 @@ class Channel:
         "_buf",
         "_drained",
         "_end",
-        "_head",
         "_out",
         "_pending",
         "_start",
@@ -140,9 +186,8 @@ class Channel:
         #: turn of the event loop).
         self.held = False
         self._out: list[Any] = []
-        # The frame being written: what is left of its header, then of its body.
-        self._head = b""
-        self._pending = memoryview(b"")
+        # What is left to write of the frame being written: its pieces, in order.
+        self._pending: list[Any] = []
         self._wake: anyio.Event | None = None
         self._drained: anyio.Event | None = None
         # Received bytes not yet handled are ``_buf[_start:_end]``.
@@ -186,23 +231,22 @@ class Channel:
     def _next_frame(self) -> None:
         """Encode everything queued as the frame to write next."""
         out, self._out = self._out, []
-        header, body = _frame(pack(merge_batches(out) if self.merge else out))
-        self._head = header
-        self._pending = memoryview(body)
+        self._pending = _frame(pack(merge_batches(out) if self.merge else out))
 
     def _write(self) -> None:
         """Write as much of the current frame as the socket takes (one call)."""
-        head = self._head
-        if head:
-            sent = self.sock.sendmsg([head, self._pending])
-            if sent < len(head):
-                self._head = head[sent:]
-                return
-            self._head = b""
-            sent -= len(head)
+        pending = self._pending
+        if len(pending) == 1:
+            sent = self.sock.send(pending[0])
         else:
-            sent = self.sock.send(self._pending)
-        self._pending = self._pending[sent:]
+            sent = self.sock.sendmsg(pending[:_MAX_PIECES])
+        while sent:
+            size = len(pending[0])
+            if sent < size:
+                pending[0] = memoryview(pending[0])[sent:]
+                return
+            sent -= size
+            del pending[0]
 
     def fileno(self) -> int:
         return self.sock.fileno()

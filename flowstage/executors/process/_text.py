@@ -6,14 +6,17 @@ and back, and about 190 per line of text: pickle frames and memoizes every strin
 With flowstage's compiled helpers, a batch of strings goes as their concatenation
 and the length of each (``("sized", edge, text, lengths)``, lengths as native
 ``uint32``): joined in one pass, cut by the lengths on the other side, about 52 ns
-per word and 128 per line there and back, whatever the strings hold. The receiving
+per word and 128 per line there and back, whatever the strings hold. A batch whose
+every item is Latin-1 (no code point above 255: most text) is joined as those
+items' own bytes (``text`` is then ``bytes``, read back as Latin-1), which pickle
+can write out without copying them (see :mod:`._channel`); any other batch is
+joined as a ``str``. The receiving
 process keeps a cache of the short strings it made (:func:`piece_cache`,
 :data:`PIECE_SLOTS` slots, one string each): a word that arrives again is the same
 object as before, not a new one, so it is neither allocated nor freed again and its
 hash is computed once, in the reducer's first dict lookup (a batch whose first 16
 lookups found fewer than 2, strings that do not repeat, cuts the rest without the
-cache). Without them,
-short strings go joined with a separator that no item contains
+cache). Without them, short strings go joined with a separator that no item contains
 (``("text", edge, joined)``, split on the other side: about 85 ns per word there
 and back), and long strings (lines of text), which pickle faster than a separator
 can be searched for in them, are pickled: a batch whose first item is longer than
@@ -77,9 +80,9 @@ _ONLY_STR: Final = frozenset({str})
 # The optional compiled helpers (flowstage/_speedups.c); the Python functions below
 # are their reference (tests compare them). Without them, pack takes the joined text
 # path instead (faster in Python than computing lengths).
-_c_join_sized: Callable[[object], tuple[str, bytes] | None] | None = compiled("join_sized")
-_c_split_sized: Callable[[str, bytes, list[str | None] | None], list[str]] | None = compiled(
-    "split_sized"
+_c_join_sized: Callable[[object], tuple[bytes | str, bytes] | None] | None = compiled("join_sized")
+_c_split_sized: Callable[[bytes | str, bytes, list[str | None] | None], list[str]] | None = (
+    compiled("split_sized")
 )
 _c_join_pairs: Callable[[object], tuple[str, bytes, bytes] | None] | None = compiled("join_pairs")
 _c_split_pairs: Callable[[str, bytes, bytes], list[tuple[str, int]]] | None = compiled(
@@ -96,25 +99,32 @@ _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
 
 
-def join_sized_python(batch: object) -> tuple[str, bytes] | None:
-    """The reference of the compiled ``join_sized``: ``("".join(batch), lengths)``
-    (native ``uint32`` lengths) for a list of exact ``str``, else ``None``."""
+def join_sized_python(batch: object) -> tuple[bytes | str, bytes] | None:
+    """The reference of the compiled ``join_sized``: ``(joined, lengths)`` (native
+    ``uint32`` lengths) for a list of exact ``str``, else ``None``; ``joined`` is
+    ``"".join(batch)`` encoded as Latin-1 when every item is Latin-1 (no code point
+    above 255), else that ``str``."""
     if type(batch) is not list or any(type(item) is not str for item in batch):
         return None
-    return "".join(batch), array("I", map(len, batch)).tobytes()
+    joined = "".join(batch)
+    lengths = array("I", map(len, batch)).tobytes()
+    if all(item.isascii() or max(item) <= "\xff" for item in batch if item):
+        return joined.encode("latin-1"), lengths
+    return joined, lengths
 
 
-def split_sized_python(text: str, lengths: bytes) -> list[str]:
-    """The reference of the compiled ``split_sized``: ``text`` cut into pieces of
-    ``lengths``."""
+def split_sized_python(text: bytes | str, lengths: bytes) -> list[str]:
+    """The reference of the compiled ``split_sized``: ``text`` (bytes are read as
+    Latin-1) cut into pieces of ``lengths``."""
+    chars = text.decode("latin-1") if isinstance(text, bytes) else text
     sizes = array("I")
     sizes.frombytes(lengths)
-    if sum(sizes) != len(text):
+    if sum(sizes) != len(chars):
         raise ValueError("split_sized() got lengths that do not add up")
     out: list[str] = []
     start = 0
     for size in sizes:
-        out.append(text[start : start + size])
+        out.append(chars[start : start + size])
         start += size
     return out
 
@@ -164,7 +174,9 @@ def piece_cache() -> list[str | None]:
     return [None] * PIECE_SLOTS
 
 
-def split_sized(text: str, lengths: bytes, cache: list[str | None] | None = None) -> list[str]:
+def split_sized(
+    text: bytes | str, lengths: bytes, cache: list[str | None] | None = None
+) -> list[str]:
     """The batch a ``("sized", edge, text, lengths)`` message carries. With the
     compiled helpers and a ``cache`` (see :func:`piece_cache`), a short item equal to
     one cut before is that same object."""
