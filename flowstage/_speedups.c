@@ -26,11 +26,11 @@
  * split_sized(text, lengths, cache=None) -> list[str]
  *     text (a str, or bytes read as Latin-1) cut into consecutive pieces of those
  *     lengths: an equal list, item for item and type for type, of the batch
- *     join_sized joined. With a cache (a list
- *     of a power-of-two length the caller keeps), a piece of 2 to 32 characters
- *     equal to the str in the slot its hash picks reuses that str; otherwise the
- *     new str takes the slot (bounded: one str per slot). A batch whose first 16
- *     pieces looked up found fewer than 2 cuts the rest without the cache.
+ *     join_sized joined. With a cache (a list of a power-of-two length the caller
+ *     keeps), a piece of 2 to 32 characters equal to the str in the slot its hash
+ *     picks reuses that str; otherwise the new str takes the slot (bounded: one
+ *     str per slot). A batch whose first 16 pieces looked up found fewer than 2
+ *     cuts the rest without the cache.
  *
  * join_pairs(batch) -> (str, bytes, bytes) | None
  *     For a batch of (key, value) pairs, exactly a list of exact 2-tuples of an
@@ -436,7 +436,6 @@ lengths_of(const char *name, Py_ssize_t text_length, PyObject *lengths, Py_ssize
     return in;
 }
 
-
 /* ---- reusing the str objects of short pieces (split_sized's cache) ---- */
 
 /* Pieces up to this many characters are looked up in a cache. */
@@ -487,12 +486,6 @@ piece_equal(PyObject *cached, int kind, const void *data, Py_ssize_t start, Py_s
     return 1;
 }
 
-/* text[start:start+len] as a new reference. With a cache (a list whose length is a
- * power of two), a piece of 2..PIECE_MAX characters is looked up in the slot its
- * hash picks: an equal str there is returned (another reference to it), otherwise
- * the new str replaces what the slot held. Replacing what is not a str (a list the
- * caller filled with something else) may run Python code that resizes the list:
- * py_split_sized checks its length before every piece. */
 /* text[start:start+len] as a new str: of a str, its substring; of bytes (kind 1,
  * text NULL), those bytes read as Latin-1. */
 static PyObject *
@@ -504,6 +497,12 @@ cut(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len
     return PyUnicode_Substring(text, start, start + len);
 }
 
+/* text[start:start+len] as a new reference. With a cache (a list whose length is a
+ * power of two), a piece of 2..PIECE_MAX characters is looked up in the slot its
+ * hash picks: an equal str there is returned (another reference to it), otherwise
+ * the new str replaces what the slot held. Replacing what is not a str (a list the
+ * caller filled with something else) may run Python code that resizes the list:
+ * py_split_sized checks its length before every piece. */
 static PyObject *
 piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
       PyObject *cache, size_t mask, Py_ssize_t *looked, Py_ssize_t *hits)

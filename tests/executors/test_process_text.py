@@ -199,6 +199,11 @@ def test_a_cached_string_is_found_from_text_of_any_width() -> None:
     assert ascii_[0] is wide[0] is wider[0]
     assert wide[1] is wider[2]
     assert [type(item) for item in (*ascii_, *wide, *wider)] == [str] * 7
+    # From bytes (a Latin-1 batch as join_sized makes it) too, both ways round.
+    narrow = speedups().split_sized(b"hellocaf\xe9", array("I", [5, 4]).tobytes(), cache)
+    assert narrow[0] is ascii_[0]
+    again = speedups().split_sized(*_sized(["café", "€"]), cache)
+    assert again[0] is narrow[1]
 
 
 @given(st.lists(st.lists(st.text(max_size=6), min_size=1, max_size=30), max_size=8))

@@ -37,7 +37,8 @@ pair to frame and 70-80 to make the pairs again. The pairs it makes are not trac
 by the cyclic garbage collector (a tuple of a ``str`` and an ``int`` cannot be part
 of a cycle, and the collector would untrack it at its first look): a reduction's
 result of many thousand pairs, kept by the parent, gives the collector nothing to
-look at or to age. Without the helpers, or when a batch holds anything else, pairs are pickled.
+look at or to age. Without the helpers, or when a batch holds anything else, pairs
+are pickled.
 
 Every other message is left alone: pickle stays the general path.
 """
@@ -55,13 +56,13 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_FIRST",
     "MIN_ITEMS",
+    "PIECE_SLOTS",
     "SEP",
     "join_pairs_python",
-    "PIECE_SLOTS",
     "join_sized_python",
     "pack",
-    "piece_cache",
     "pack_batch",
+    "piece_cache",
     "split_pairs",
     "split_pairs_python",
     "split_sized",
