@@ -486,12 +486,43 @@ piece_equal(PyObject *cached, int kind, const void *data, Py_ssize_t start, Py_s
     return 1;
 }
 
+/* Whether the n bytes at p are all ASCII (below 0x80), eight at a time. */
+static int
+all_ascii(const char *p, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, p + i, sizeof(word));
+        if (word & UINT64_C(0x8080808080808080)) {
+            return 0;
+        }
+    }
+    for (; i < n; i++) {
+        if ((unsigned char)p[i] & 0x80u) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* text[start:start+len] as a new str: of a str, its substring; of bytes (kind 1,
- * text NULL), those bytes read as Latin-1. */
+ * text NULL), those bytes read as Latin-1. `ascii` says the bytes are all ASCII
+ * (checked once for the whole text): the str is then made and filled directly,
+ * without PyUnicode_FromKindAndData's scan for the widest character. A single
+ * character still goes through it, for the interpreter's shared one-character
+ * strings. */
 static PyObject *
-cut(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len)
+cut(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len, int ascii)
 {
     if (text == NULL) {
+        if (ascii && len > 1) {
+            PyObject *made = PyUnicode_New(len, 127);
+            if (made != NULL) {
+                memcpy(PyUnicode_DATA(made), (const char *)data + start, (size_t)len);
+            }
+            return made;
+        }
         return PyUnicode_FromKindAndData(kind, (const char *)data + start, len);
     }
     return PyUnicode_Substring(text, start, start + len);
@@ -505,10 +536,10 @@ cut(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len
  * py_split_sized checks its length before every piece. */
 static PyObject *
 piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
-      PyObject *cache, size_t mask, Py_ssize_t *looked, Py_ssize_t *hits)
+      int ascii, PyObject *cache, size_t mask, Py_ssize_t *looked, Py_ssize_t *hits)
 {
     if (cache == NULL || len < 2 || len > PIECE_MAX) {
-        return cut(text, kind, data, start, len);
+        return cut(text, kind, data, start, len, ascii);
     }
     (*looked)++;
     Py_ssize_t slot = (Py_ssize_t)(piece_hash(kind, data, start, len) & mask);
@@ -518,7 +549,7 @@ piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t l
         Py_INCREF(cached);
         return cached;
     }
-    PyObject *made = cut(text, kind, data, start, len);
+    PyObject *made = cut(text, kind, data, start, len, ascii);
     if (made == NULL) {
         return NULL;
     }
@@ -588,6 +619,7 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int kind = narrow ? PyUnicode_1BYTE_KIND : PyUnicode_KIND(text);
     const void *data = narrow ? (const void *)PyBytes_AS_STRING(text) : PyUnicode_DATA(text);
     PyObject *source = narrow ? NULL : text;
+    int ascii = narrow && all_ascii((const char *)data, text_length);
     Py_ssize_t start = 0;
     Py_ssize_t looked = 0;
     Py_ssize_t hits = 0;
@@ -603,7 +635,8 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 cache = NULL; /* these strings do not repeat: cut the rest directly */
             }
         }
-        PyObject *item = piece(source, kind, data, start, len, cache, mask, &looked, &hits);
+        PyObject *item =
+            piece(source, kind, data, start, len, ascii, cache, mask, &looked, &hits);
         if (item == NULL) {
             Py_DECREF(result);
             return NULL;

@@ -167,6 +167,30 @@ def test_a_latin1_batch_is_joined_as_its_bytes_and_cut_back_from_them() -> None:
     assert speedups().split_sized(b"\xe9t\xe9", array("I", [1, 2]).tobytes()) == ["é", "té"]
 
 
+@given(
+    st.lists(
+        st.binary(max_size=40) | st.sampled_from([b"ab", b"\xe9\xe9", b"x"]),
+        max_size=20,
+    ),
+    st.booleans(),
+)
+def test_pieces_cut_from_bytes_are_the_strs_latin1_makes(parts: list[bytes], cached: bool) -> None:
+    # An all-ASCII text is checked once and its pieces made directly; a text with one
+    # byte of 0x80 or more anywhere (the eight-byte steps and the tail of the check)
+    # takes the general path. Either way every piece is the str Latin-1 makes,
+    # flagged ASCII exactly when it is, hashed and compared as such.
+    text = b"".join(parts)
+    cache = piece_cache() if cached else None
+    for _ in range(2):  # the second time, repeated pieces come from the cache
+        back = speedups().split_sized(text, array("I", map(len, parts)).tobytes(), cache)
+        expected = [part.decode("latin-1") for part in parts]
+        assert back == expected
+        assert [piece.isascii() for piece in back] == [piece.isascii() for piece in expected]
+        assert {piece: i for i, piece in enumerate(back)} == {
+            piece: i for i, piece in enumerate(expected)
+        }
+
+
 # -- the receiving process's cache of short strings ---------------------------------------
 
 
