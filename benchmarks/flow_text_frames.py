@@ -17,7 +17,10 @@ they cross, and times per word:
 * cutting as many keys that never repeat (``key-0``, ``key-1``, ...), where the cache
   finds nothing (a batch stops looking after 16 lookups that found fewer than 2);
 * the words' whole way between processes, but the sockets: each batch packed as the
-  executor packs it, pickled, unpickled and cut.
+  executor packs it, pickled, unpickled and cut;
+* the same for lines, in batches of 1,000 as a parent sends a source's lines: every
+  line of the corpus, each batch framed as a channel frames it (a payload of 64 KiB
+  or more pickled to pieces), unpickled and cut (the last column is then per line).
 
 Rounds alternate the two orders; the table shows medians. No event loop runs (the
 backend column says ``-``). It needs the compiled
@@ -36,6 +39,7 @@ from collections.abc import Sequence
 
 from flow_process import corpus_lines
 
+from flowstage.executors.process._channel import encode
 from flowstage.executors.process._text import PIECE_SLOTS, pack, unpack
 
 ROWS: tuple[str, ...] = (
@@ -47,10 +51,13 @@ ROWS: tuple[str, ...] = (
     "keys that never repeat cut, through the cache",
     "words there and back (joined, pickled, unpickled, cut), no cache",
     "words there and back (joined, pickled, unpickled, cut), through the cache",
+    "lines there and back (joined, framed, unpickled, cut), per line",
 )
 
 #: Words per batch, as a worker's sub-batch for one peer.
 BATCH = 500
+#: Lines per batch, as a parent sends a source's lines (``max_demand``).
+LINE_BATCH = 1000
 
 
 def _run(batches: list[tuple[str, bytes]], slots: int | None) -> tuple[float, float, int]:
@@ -83,6 +90,19 @@ def _there_and_back(word_batches: list[list[str]], slots: int | None) -> float:
     return time.perf_counter() - start
 
 
+def _lines_there_and_back(line_batches: list[list[str]]) -> float:
+    """Seconds to pack, frame, unpickle and cut every batch of lines (as a parent's
+    channel and a worker's do)."""
+    start = time.perf_counter()
+    for batch in line_batches:
+        frame = encode(pack([("events", 0, batch)]))
+        with memoryview(frame) as view:
+            (message,) = pickle.loads(view[4:])
+        if unpack(message)[2] != batch:
+            raise AssertionError("a batch of lines came back different")
+    return time.perf_counter() - start
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--megabytes", type=float, default=20.0)
@@ -111,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert both is not None
         unique.append(both)
     word_batches = [words[i : i + BATCH] for i in range(0, len(words), BATCH)]
+    line_batches = [lines[i : i + LINE_BATCH] for i in range(0, len(lines), LINE_BATCH)]
     timings: dict[str, list[tuple[float, float]]] = {
         name: []
         for name in (
@@ -120,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "unique, cache",
             "framed, no cache",
             "framed, cache",
+            "lines",
         )
     }
     for rep in range(args.repeat):
@@ -136,11 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             timings[f"unique, {name}"].append((cutting, both))
             framed = _there_and_back(word_batches, slots)
             timings[f"framed, {name}"].append((framed, framed))
+        framed = _lines_there_and_back(line_batches)
+        timings["lines"].append((framed, framed))
     print(
         f"## Text frames: {len(words):,} words in batches of {BATCH}, "
+        f"{len(lines):,} lines in batches of {LINE_BATCH}, "
         f"cache of {args.slots:,} slots, median of {args.repeat}\n"
     )
-    print("| backend | case | median ms | ns per word |")
+    print("| backend | case | median ms | ns per word (line) |")
     print("|---|---|---:|---:|")
     for row, name, index in (
         (ROWS[0], "no cache", 0),
@@ -151,9 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         (ROWS[5], "unique, cache", 0),
         (ROWS[6], "framed, no cache", 0),
         (ROWS[7], "framed, cache", 0),
+        (ROWS[8], "lines", 0),
     ):
         seconds = statistics.median(t[index] for t in timings[name])
-        print(f"| - | {row} | {seconds * 1e3:.1f} | {seconds / len(words) * 1e9:.1f} |")
+        items = len(lines) if name == "lines" else len(words)
+        print(f"| - | {row} | {seconds * 1e3:.1f} | {seconds / items * 1e9:.1f} |")
     print()
     return 0
 
