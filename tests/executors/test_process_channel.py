@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from flowstage.executors.process import _channel
 from flowstage.executors.process._channel import Channel, encode
+from flowstage.executors.process._pool import SEND_BUFFER, worker_socketpair
 
 from ..services import speedups
 
@@ -195,3 +196,26 @@ def test_large_batches_of_lines_cross_a_socket_whole() -> None:
     assert got[0][2] == LINES
     assert got[1][2] == wide
     assert {type(line) for line in got[0][2] + got[1][2]} == {str}
+
+
+def test_the_parents_end_of_a_worker_socket_has_the_larger_send_buffer() -> None:
+    # The kernel caps the request at net.core.wmem_max (Linux doubles what it
+    # grants, for its own bookkeeping); the worker's end keeps the default.
+    plain, other = socket.socketpair()
+    parent_end, child_end = worker_socketpair()
+    try:
+        default = plain.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        granted = parent_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        assert child_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == default
+        try:
+            with open("/proc/sys/net/core/wmem_max") as f:
+                cap = int(f.read())
+        except OSError:  # not Linux: only that it is no smaller
+            assert granted >= default
+        else:
+            assert granted >= min(SEND_BUFFER, cap)
+            if cap >= SEND_BUFFER:
+                assert granted > default
+    finally:
+        for sock in (plain, other, parent_end, child_end):
+            sock.close()
