@@ -528,21 +528,46 @@ cut(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len
     return PyUnicode_Substring(text, start, start + len);
 }
 
+/* The cache slot of a piece of len characters at start: -1 when it is not looked
+ * up (shorter than 2 or longer than PIECE_MAX). */
+static Py_ssize_t
+piece_slot(int kind, const void *data, Py_ssize_t start, Py_ssize_t len, size_t mask)
+{
+    if (len < 2 || len > PIECE_MAX) {
+        return -1;
+    }
+    return (Py_ssize_t)(piece_hash(kind, data, start, len) & mask);
+}
+
+/* The cache's slots and strings are spread over more memory than the processor's
+ * first caches hold: a lookup that waits for each would stall on almost every
+ * word. split_sized hashes PIECE_AHEAD_SLOT pieces ahead and asks for their slots,
+ * and PIECE_AHEAD_OBJ ahead asks for the string a slot holds, so both are usually
+ * there when the piece's turn comes (a prefetch is only a hint: it never faults,
+ * and what a slot holds is read again, under the size check, when it is used). */
+#define PIECE_AHEAD_SLOT 16
+#define PIECE_AHEAD_OBJ 8
+#define PIECE_RING 32 /* a power of two above PIECE_AHEAD_SLOT */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)(address))
+#endif
+
 /* text[start:start+len] as a new reference. With a cache (a list whose length is a
- * power of two), a piece of 2..PIECE_MAX characters is looked up in the slot its
- * hash picks: an equal str there is returned (another reference to it), otherwise
+ * power of two), a piece of 2..PIECE_MAX characters is looked up in `slot`, the one
+ * its hash picks (see piece_slot; -1 for any other piece): an equal str there is returned (another reference to it), otherwise
  * the new str replaces what the slot held. Replacing what is not a str (a list the
  * caller filled with something else) may run Python code that resizes the list:
  * py_split_sized checks its length before every piece. */
 static PyObject *
 piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
-      int ascii, PyObject *cache, size_t mask, Py_ssize_t *looked, Py_ssize_t *hits)
+      int ascii, PyObject *cache, Py_ssize_t slot, Py_ssize_t *looked, Py_ssize_t *hits)
 {
-    if (cache == NULL || len < 2 || len > PIECE_MAX) {
+    if (cache == NULL || slot < 0) {
         return cut(text, kind, data, start, len, ascii);
     }
     (*looked)++;
-    Py_ssize_t slot = (Py_ssize_t)(piece_hash(kind, data, start, len) & mask);
     PyObject *cached = PyList_GET_ITEM(cache, slot);
     if (PyUnicode_CheckExact(cached) && piece_equal(cached, kind, data, start, len)) {
         (*hits)++;
@@ -623,8 +648,12 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t start = 0;
     Py_ssize_t looked = 0;
     Py_ssize_t hits = 0;
+    Py_ssize_t ring[PIECE_RING]; /* the slots of pieces i .. i + PIECE_AHEAD_SLOT */
+    Py_ssize_t hashed = 0;       /* pieces whose slot is in the ring (or was) */
+    Py_ssize_t hashed_start = 0; /* where the next piece to hash starts */
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t len = (Py_ssize_t)in[i];
+        Py_ssize_t slot = -1;
         if (cache != NULL) {
             if ((size_t)PyList_GET_SIZE(cache) != mask + 1) {
                 PyErr_SetString(PyExc_RuntimeError, "split_sized() cache changed size");
@@ -635,8 +664,27 @@ py_split_sized(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 cache = NULL; /* these strings do not repeat: cut the rest directly */
             }
         }
+        if (cache != NULL) {
+            PyObject **slots = ((PyListObject *)cache)->ob_item;
+            for (; hashed < n && hashed <= i + PIECE_AHEAD_SLOT; hashed++) {
+                Py_ssize_t ahead_len = (Py_ssize_t)in[hashed];
+                Py_ssize_t ahead = piece_slot(kind, data, hashed_start, ahead_len, mask);
+                ring[hashed % PIECE_RING] = ahead;
+                if (ahead >= 0) {
+                    PREFETCH(&slots[ahead]);
+                }
+                hashed_start += ahead_len;
+            }
+            if (i + PIECE_AHEAD_OBJ < n) {
+                Py_ssize_t ahead = ring[(i + PIECE_AHEAD_OBJ) % PIECE_RING];
+                if (ahead >= 0) {
+                    PREFETCH(slots[ahead]);
+                }
+            }
+            slot = ring[i % PIECE_RING];
+        }
         PyObject *item =
-            piece(source, kind, data, start, len, ascii, cache, mask, &looked, &hits);
+            piece(source, kind, data, start, len, ascii, cache, slot, &looked, &hits);
         if (item == NULL) {
             Py_DECREF(result);
             return NULL;

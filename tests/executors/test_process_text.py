@@ -242,6 +242,32 @@ def test_batches_cut_through_one_small_cache_come_back_equal(batches: list[list[
         assert all(item is None or (type(item) is str and 2 <= len(item) <= 32) for item in cache)
 
 
+def test_a_long_batch_finds_every_repeat_however_far_ahead_it_was_hashed() -> None:
+    # split_sized hashes pieces ahead of the one it cuts (and asks the processor for
+    # their slots early): a batch much longer than that distance, words of every
+    # length between pieces that are never looked up (one character, or over 32),
+    # still cuts every word equal to one before it as that same object.
+    words = ["alpha", "be", "gamma", "delta", "epsilon" * 5, "z", "eta", "theta"]
+    batch = [words[(i * 7 + i // 3) % len(words)] for i in range(300)]
+    cache = piece_cache()
+    back = speedups().split_sized(*_sized(batch), cache)
+    assert back == batch
+    first: dict[str, str] = {}
+    for word in back:
+        if 2 <= len(word) <= 32:
+            assert first.setdefault(word, word) is word
+    again = speedups().split_sized(*_sized(batch[::-1]), cache)
+    assert again == batch[::-1]
+    assert all(word is first[word] for word in again if word in first)
+
+
+@given(st.lists(st.lists(st.sampled_from(["ab", "c", "def", "x" * 40, "ghij", ""]), max_size=120)))
+def test_long_batches_through_a_small_cache_come_back_equal(batches: list[list[str]]) -> None:
+    cache: list[str | None] = [None] * 8
+    for batch in batches:
+        assert speedups().split_sized(*_sized(batch), cache) == batch
+
+
 def test_a_batch_of_strings_that_do_not_repeat_stops_filling_the_cache() -> None:
     # After 16 lookups with fewer than 2 found, the rest of the batch is cut directly.
     unique = [f"id-{i}" for i in range(200)]
