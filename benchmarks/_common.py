@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,7 +12,13 @@ from typing import Any
 
 import anyio
 
-__all__ = ["available_backends", "peak_rss_kib", "run_child", "run_on"]
+__all__ = [
+    "available_backends",
+    "peak_rss_kib",
+    "run_child",
+    "run_on",
+    "workers_import_elsewhere",
+]
 
 
 def available_backends() -> list[str]:
@@ -60,3 +67,27 @@ def run_child(script: str, *args: str) -> dict[str, float]:
     ).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def workers_import_elsewhere() -> str | None:
+    """Why worker processes would run another copy of flowstage than this process,
+    or ``None``.
+
+    On Python 3.11 the fork server imports what it preloads (flowstage among it)
+    from its working directory first, whatever this process's ``sys.path``
+    (CPython gh-117378, fixed in 3.12): comparing two checkouts with ``PYTHONPATH``
+    from inside one of them runs that one's workers in both.
+    """
+    import flowstage
+
+    if sys.version_info >= (3, 12):
+        return None
+    local = os.path.realpath(os.path.join(os.getcwd(), "flowstage"))
+    mine = os.path.realpath(os.path.dirname(flowstage.__file__))
+    if os.path.isfile(os.path.join(local, "__init__.py")) and local != mine:
+        return (
+            f"worker processes will import flowstage from {local}, not {mine} "
+            "(the fork server looks in its working directory first on Python 3.11): "
+            "run from another directory"
+        )
+    return None

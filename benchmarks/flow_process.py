@@ -51,6 +51,7 @@ from typing import Any
 
 import _work
 import anyio
+from _common import workers_import_elsewhere
 from _side import SideBySide, heavy_map, map_filter_sum, word_count
 
 from flowstage import Flow
@@ -226,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one round")
     args, _ = parser.parse_known_args(argv)
+    elsewhere = workers_import_elsewhere()
+    if elsewhere is not None:
+        print(f"warning: {elsewhere}", file=sys.stderr)
     args.heavy_loops = _work.heavy_loops(args.heavy_us)
     if args.quick:
         args.megabytes, args.events, args.heavy = 0.2, 20_000, 200
