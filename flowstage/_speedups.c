@@ -556,8 +556,9 @@ piece_slot(int kind, const void *data, Py_ssize_t start, Py_ssize_t len, size_t 
 
 /* text[start:start+len] as a new reference. With a cache (a list whose length is a
  * power of two), a piece of 2..PIECE_MAX characters is looked up in `slot`, the one
- * its hash picks (see piece_slot; -1 for any other piece): an equal str there is returned (another reference to it), otherwise
- * the new str replaces what the slot held. Replacing what is not a str (a list the
+ * its hash picks (see piece_slot; -1 for any other piece): an equal str there is
+ * returned (another reference to it), otherwise the new str replaces what the slot
+ * held. Replacing what is not a str (a list the
  * caller filled with something else) may run Python code that resizes the list:
  * py_split_sized checks its length before every piece. */
 static PyObject *
