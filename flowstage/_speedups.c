@@ -558,9 +558,9 @@ piece_slot(int kind, const void *data, Py_ssize_t start, Py_ssize_t len, size_t 
  * power of two), a piece of 2..PIECE_MAX characters is looked up in `slot`, the one
  * its hash picks (see piece_slot; -1 for any other piece): an equal str there is
  * returned (another reference to it), otherwise the new str replaces what the slot
- * held. Replacing what is not a str (a list the
- * caller filled with something else) may run Python code that resizes the list:
- * py_split_sized checks its length before every piece. */
+ * held. Replacing what is not a str (a list the caller filled with something else)
+ * may run Python code that resizes the list: py_split_sized checks its length
+ * before every piece. */
 static PyObject *
 piece(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
       int ascii, PyObject *cache, Py_ssize_t slot, Py_ssize_t *looked, Py_ssize_t *hits)

@@ -1,12 +1,13 @@
 """Batches of text events, and of ``(str, int)`` pairs, cross processes as one string
 (a fast path under pickle).
 
-Pickling a list of strings costs about 145 ns per short string (words, keys) there
-and back, and about 190 per line of text: pickle frames and memoizes every string.
+Pickling a list of strings costs about 86 ns per short string (words, keys) there
+and back, and about 124 per line of text: pickle frames and memoizes every string.
 With flowstage's compiled helpers, a batch of strings goes as their concatenation
 and the length of each (``("sized", edge, text, lengths)``, lengths as native
-``uint32``): joined in one pass, cut by the lengths on the other side, about 52 ns
-per word and 128 per line there and back, whatever the strings hold. A batch whose
+``uint32``): joined in one pass, cut by the lengths on the other side, about 45-55
+ns per word and 60-85 per line there and back (``benchmarks/flow_text_frames.py``),
+whatever the strings hold. A batch whose
 every item is Latin-1 (no code point above 255: most text) is joined as those
 items' own bytes (``text`` is then ``bytes``, read back as Latin-1), which pickle
 can write out without copying them (see :mod:`._channel`); any other batch is
